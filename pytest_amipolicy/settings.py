@@ -1,0 +1,33 @@
+"""The validated settings of a run, built once from options and ini keys."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the targets and policies need from the command line and ini."""
+
+    amis: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    region: Optional[str] = None
+    user: Optional[str] = None
+    key_file: Optional[Path] = None
+    instance_type: Optional[str] = None
+    subnet: Optional[str] = None
+    ingress_cidr: Optional[str] = None
+    connect: str = "public"
+    keep: bool = False
+    policies: tuple[str, ...] = ()
+    check_date: datetime.date = field(default_factory=datetime.date.today)
+    max_age_days: int = 730
+    boot_timeout: float = 600.0
+    ssh_timeout: float = 300.0
+    evidence_path: Optional[Path] = None
+    redact: tuple[str, ...] = ()
+    image_cache: Optional[Path] = None
