@@ -43,7 +43,9 @@ class Evidence:
         if self.output:
             output = self.output
             if len(output) > width:
-                output = output[:width] + f"\n... ({len(self.output) - width} more chars)"
+                output = (
+                    output[:width] + f"\n... ({len(self.output) - width} more chars)"
+                )
             lines.extend("  " + line for line in output.splitlines())
         return "\n".join(lines)
 

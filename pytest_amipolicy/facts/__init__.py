@@ -23,7 +23,9 @@ class MissingFact(Exception):
     """A fact a policy needs was not gathered; the policy's verdict is error."""
 
     def __init__(self, name: str, why: str = "") -> None:
-        super().__init__(f"fact {name!r} is not available" + (f": {why}" if why else ""))
+        super().__init__(
+            f"fact {name!r} is not available" + (f": {why}" if why else "")
+        )
         self.name = name
         self.why = why
 

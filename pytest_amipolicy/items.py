@@ -1,0 +1,155 @@
+"""The test items the plugin collects: one per (target, policy).
+
+Verdicts map onto pytest outcomes so that nothing undecided can look green:
+``pass`` passes, ``fail`` fails, ``error`` is raised during setup and so is
+reported as an error, ``skip`` and ``manual`` are skips whose reason says which.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Optional
+
+import pytest
+
+from pytest_amipolicy.errors import AmiPolicyError
+from pytest_amipolicy.verdicts import Outcome, Verdict
+
+if TYPE_CHECKING:
+    from pytest_amipolicy.catalogue import Policy
+    from pytest_amipolicy.session import AmiPolicySession
+
+logger = logging.getLogger(__name__)
+
+# The key of an item's user property carrying its verdict and evidence; user
+# properties travel from xdist workers to the controller with each report.
+PROPERTY = "amipolicy"
+
+
+class PolicyFailed(Exception):
+    """The target breaks the policy."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+class PolicyUndecided(Exception):
+    """The check could not reach a verdict."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason)
+        self.outcome = outcome
+
+
+class PolicyItem(pytest.Item):
+    """Check one policy on one target."""
+
+    def __init__(self, *, policy: Policy, target_label: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.policy = policy
+        self.target_label = target_label
+        self.outcome: Optional[Outcome] = None
+        self.add_marker(pytest.mark.xdist_group(name=target_label))
+
+    @property
+    def run_state(self) -> AmiPolicySession:
+        from pytest_amipolicy.session import SESSION_KEY
+
+        return self.config.stash[SESSION_KEY]
+
+    def setup(self) -> None:
+        # The verdict is reached during setup so that an undecided check is
+        # reported as an error, the same way a broken fixture is.
+        self.outcome = self.run_state.judge(self.policy, self.target_label)
+        self._record(self.outcome)
+
+        if self.outcome.verdict is Verdict.ERROR:
+            raise PolicyUndecided(self.outcome)
+
+    def runtest(self) -> None:
+        assert self.outcome is not None
+
+        if self.outcome.verdict is Verdict.FAIL:
+            raise PolicyFailed(self.outcome)
+        if self.outcome.verdict is Verdict.SKIP:
+            pytest.skip(f"not applicable: {self.outcome.reason}")
+        if self.outcome.verdict is Verdict.MANUAL:
+            pytest.skip(f"manual attestation: {self.outcome.reason}")
+
+    def teardown(self) -> None:
+        closed = self.run_state.finished_one(self.target_label)
+        if closed:
+            self.user_properties.append((PROPERTY + "_closed", closed))
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str:  # type: ignore[override]
+        error = excinfo.value
+        if isinstance(error, (PolicyFailed, PolicyUndecided)):
+            return render_outcome(self.policy, self.target_label, error.outcome)
+        if isinstance(error, AmiPolicyError):
+            return f"{self.policy.id}: {error}"
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[str, Optional[int], str]:
+        return "amipolicy", None, self.name
+
+    def _record(self, outcome: Outcome) -> None:
+        self.user_properties.append(
+            (
+                PROPERTY,
+                {
+                    "policy": self.policy.id,
+                    "family": self.policy.family,
+                    "summary": self.policy.summary,
+                    "remediation": self.policy.remediation,
+                    "target": self.target_label,
+                    "verdict": outcome.verdict.value,
+                    "reason": outcome.reason,
+                    "evidence": [e.render() for e in outcome.evidence],
+                    "findings": list(outcome.findings),
+                    "remote_commands": self.run_state.remote_commands(
+                        self.target_label
+                    ),
+                },
+            )
+        )
+
+
+def render_outcome(policy: Policy, target: str, outcome: Outcome) -> str:
+    """Text shown for a failed or undecided policy: verdict, why, evidence, fix."""
+    lines = [f"{policy.id} {outcome.verdict.value} on {target}: {outcome.reason}"]
+
+    for finding in outcome.findings:
+        lines.append(f"  - {finding}")
+
+    if outcome.evidence:
+        lines.append("")
+        lines.append("Evidence:")
+        lines.extend(evidence.render() for evidence in outcome.evidence)
+
+    if outcome.verdict is Verdict.FAIL:
+        lines.append("")
+        lines.append(f"Fix: {policy.remediation}")
+    return "\n".join(lines)
+
+
+def make_items(
+    session: pytest.Session, labels: list[str], policies: list[Policy]
+) -> list[PolicyItem]:
+    """Build one item per (target, policy), grouped by target."""
+    items = []
+    for label in labels:
+        for policy in policies:
+            name = f"policy[{label}-{policy.id}]"
+            item = PolicyItem.from_parent(
+                session,
+                name=name,
+                nodeid=f"amipolicy::{name}",
+                policy=policy,
+                target_label=label,
+            )
+            item.add_marker(pytest.mark.amipolicy_policy(policy.id))
+            items.append(item)
+    return items

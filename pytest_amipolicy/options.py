@@ -1,0 +1,314 @@
+"""Command-line options and ini keys, and their validation into Settings.
+
+Everything a user can get wrong on the command line is checked here, before a
+single cloud call or boot, and reported as a ``pytest.UsageError`` that names
+the bad value and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import re
+import urllib.parse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from pytest_amipolicy.catalogue import all_policies, select
+from pytest_amipolicy.settings import Settings
+
+AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
+SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+HOST_SCHEMES = ("ssh", "paramiko", "winrm")
+# The value of --ami-image that builds and checks the bundled Debian demo image.
+DEMO_IMAGE = "demo"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the ``--ami*`` options and their ``amipolicy_*`` ini twins."""
+    group = parser.getgroup("amipolicy", "AWS Marketplace AMI policy checks")
+
+    group.addoption(
+        "--ami",
+        action="append",
+        default=[],
+        metavar="AMI_ID",
+        help="check this AMI by launching a throwaway instance (repeatable).",
+    )
+    group.addoption(
+        "--ami-host",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="check a running machine: ssh://user@host[:port], paramiko://..., "
+        "winrm://user:password@host (repeatable).",
+    )
+    group.addoption(
+        "--ami-image",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="boot a local root tree, tar archive or raw disk image in a container "
+        f"and check it; '{DEMO_IMAGE}' builds the bundled Debian demo image "
+        "(repeatable; needs root and systemd-nspawn).",
+    )
+    group.addoption("--ami-region", metavar="REGION", help="AWS region of --ami.")
+    group.addoption(
+        "--ami-user", metavar="NAME", help="login user (default: by distribution)."
+    )
+    group.addoption(
+        "--ami-key",
+        metavar="PATH",
+        help="private key for --ami-host (the key whose public half is allowed).",
+    )
+    group.addoption(
+        "--ami-instance-type", metavar="TYPE", help="instance type for --ami."
+    )
+    group.addoption(
+        "--ami-subnet", metavar="SUBNET_ID", help="launch --ami in this subnet."
+    )
+    group.addoption(
+        "--ami-ingress-cidr",
+        metavar="CIDR",
+        help="allow the admin port only from here (default: your public address).",
+    )
+    group.addoption(
+        "--ami-connect",
+        choices=("public", "private"),
+        default=None,
+        help="connect to the instance's public or private address.",
+    )
+    group.addoption(
+        "--ami-policy",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="check only these policies: IDs or globs such as 'SSH-*' (repeatable, "
+        "or comma-separated).",
+    )
+    group.addoption(
+        "--ami-keep",
+        action="store_true",
+        default=False,
+        help="leave the instance running after the checks and say how to reach it.",
+    )
+    group.addoption(
+        "--ami-cleanup",
+        action="store_true",
+        default=False,
+        help="delete every resource this plugin tagged whose expiry has passed, "
+        "then exit.",
+    )
+    group.addoption(
+        "--ami-check-date",
+        metavar="YYYY-MM-DD",
+        help="judge dates (end of life, AMI age) as of this day (default: today).",
+    )
+    group.addoption(
+        "--ami-evidence",
+        metavar="PATH",
+        help="also write the evidence of every policy as JSON to PATH.",
+    )
+
+    parser.addini("amipolicy_region", "AWS region of --ami.")
+    parser.addini("amipolicy_user", "login user for every target.")
+    parser.addini("amipolicy_instance_type", "instance type for --ami.")
+    parser.addini("amipolicy_subnet", "subnet for --ami.")
+    parser.addini("amipolicy_ingress_cidr", "CIDR allowed to reach the admin port.")
+    parser.addini("amipolicy_connect", "public or private.", default="public")
+    parser.addini("amipolicy_policies", "policy IDs or globs to check.", type="args")
+    parser.addini(
+        "amipolicy_max_age_days", "AMI-AGE limit in days (default 730).", default="730"
+    )
+    parser.addini(
+        "amipolicy_boot_timeout",
+        "seconds to wait for an instance to run.",
+        default="600",
+    )
+    parser.addini(
+        "amipolicy_ssh_timeout",
+        "seconds to wait for SSH or WinRM to answer.",
+        default="300",
+    )
+    parser.addini("amipolicy_redact", "regular expressions to redact.", type="linelist")
+
+
+def _value(config: pytest.Config, option: str, ini: str) -> Optional[str]:
+    value = config.getoption(option)
+    if value is None:
+        value = config.getini(ini) or None
+    return value
+
+
+def _split(values: list[str]) -> list[str]:
+    return [
+        part.strip() for value in values for part in value.split(",") if part.strip()
+    ]
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def check_ami_id(value: str) -> str:
+    if not AMI_ID.match(value):
+        raise pytest.UsageError(
+            f"--ami={value!r} is not an AMI id: expected 'ami-' followed by 8 or 17 "
+            "lowercase hex digits, such as ami-0123456789abcdef0."
+        )
+    return value
+
+
+def check_host_spec(value: str) -> str:
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.scheme not in HOST_SCHEMES or not parsed.hostname:
+        raise pytest.UsageError(
+            f"--ami-host={value!r} is not a host spec: use ssh://user@host[:port], "
+            "paramiko://user@host or winrm://user:password@host[:port]."
+        )
+
+    try:
+        parsed.port
+    except ValueError:
+        raise pytest.UsageError(
+            f"--ami-host={value!r} has a port that is not a number between 1 and 65535."
+        ) from None
+
+    identity = urllib.parse.parse_qs(parsed.query).get("ssh_identity_file")
+    if identity and not Path(os.path.expanduser(identity[0])).is_file():
+        raise pytest.UsageError(
+            f"--ami-host={value!r}: the key file {identity[0]!r} does not exist; "
+            "give the path of the private key that logs in to this host."
+        )
+    return value
+
+
+def _check_date(value: Optional[str]) -> datetime.date:
+    if not value:
+        return datetime.date.today()
+
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        raise pytest.UsageError(
+            f"--ami-check-date={value!r} is not a date: write it as YYYY-MM-DD."
+        ) from None
+
+
+def _check_number(name: str, value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0:
+        raise pytest.UsageError(f"{name}={value!r} must be a positive number.")
+    return number
+
+
+def _check_key(value: Optional[str]) -> Optional[Path]:
+    if value is None:
+        return None
+
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise pytest.UsageError(
+            f"--ami-key={value!r} does not exist: give the path of the private key "
+            "that logs in to the host."
+        )
+    return path
+
+
+def _check_cidr(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise pytest.UsageError(
+            f"--ami-ingress-cidr={value!r} is not a CIDR block: use an address "
+            "range such as 203.0.113.7/32."
+        ) from None
+
+
+def _check_policies(patterns: list[str]) -> tuple[str, ...]:
+    try:
+        chosen = select(patterns)
+    except KeyError as error:
+        known = ", ".join(p.id for p in all_policies())
+        raise pytest.UsageError(
+            f"--ami-policy={error.args[0]!r} matches no policy; use one of these "
+            f"IDs or a glob over them: {known}."
+        ) from None
+    return tuple(p.id for p in chosen)
+
+
+def settings_from(config: pytest.Config) -> Settings:
+    """Validate every option and ini key and return the run's Settings."""
+    # A target named twice is checked once: its label must be unique.
+    amis = _unique(check_ami_id(value) for value in _split(config.getoption("ami")))
+    hosts = _unique(check_host_spec(value) for value in config.getoption("ami_host"))
+    images = _unique(config.getoption("ami_image"))
+
+    region = _value(config, "ami_region", "amipolicy_region")
+    if region is not None and not REGION.match(region):
+        raise pytest.UsageError(
+            f"--ami-region={region!r} is not an AWS region name such as us-east-1."
+        )
+
+    subnet = _value(config, "ami_subnet", "amipolicy_subnet")
+    if subnet is not None and not SUBNET_ID.match(subnet):
+        raise pytest.UsageError(
+            f"--ami-subnet={subnet!r} is not a subnet id such as "
+            "subnet-0123456789abcdef0."
+        )
+
+    connect = _value(config, "ami_connect", "amipolicy_connect") or "public"
+    if connect not in ("public", "private"):
+        raise pytest.UsageError(
+            f"amipolicy_connect={connect!r} must be 'public' or 'private'."
+        )
+
+    patterns = _split(config.getoption("ami_policy")) or list(
+        config.getini("amipolicy_policies")
+    )
+
+    evidence = config.getoption("ami_evidence")
+    return Settings(
+        amis=amis,
+        hosts=hosts,
+        images=images,
+        region=region,
+        user=_value(config, "ami_user", "amipolicy_user"),
+        key_file=_check_key(config.getoption("ami_key")),
+        instance_type=_value(config, "ami_instance_type", "amipolicy_instance_type"),
+        subnet=subnet,
+        ingress_cidr=_check_cidr(
+            _value(config, "ami_ingress_cidr", "amipolicy_ingress_cidr")
+        ),
+        connect=connect,
+        keep=config.getoption("ami_keep"),
+        # Importing the catalogue is skipped for runs that name no target.
+        policies=_check_policies(patterns)
+        if patterns or amis or hosts or images
+        else (),
+        check_date=_check_date(config.getoption("ami_check_date")),
+        max_age_days=int(
+            _check_number(
+                "amipolicy_max_age_days", config.getini("amipolicy_max_age_days")
+            )
+        ),
+        boot_timeout=_check_number(
+            "amipolicy_boot_timeout", config.getini("amipolicy_boot_timeout")
+        ),
+        ssh_timeout=_check_number(
+            "amipolicy_ssh_timeout", config.getini("amipolicy_ssh_timeout")
+        ),
+        evidence_path=Path(evidence) if evidence else None,
+        redact=tuple(config.getini("amipolicy_redact")),
+    )

@@ -1,0 +1,180 @@
+"""pytest-amipolicy's entry module: options, collection, header and summary.
+
+The plugin does nothing unless a target is named with ``--ami``,
+``--ami-host`` or ``--ami-image``; then it collects one test per (target,
+policy) by itself, so a run works from an empty directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Generator
+from types import FrameType
+from typing import Any, Optional, Union
+
+import pytest
+
+from pytest_amipolicy import __version__, hooks
+from pytest_amipolicy.catalogue import get_policy
+from pytest_amipolicy.items import PolicyItem, make_items
+from pytest_amipolicy.options import add_options, settings_from
+from pytest_amipolicy.session import SESSION_KEY, AmiPolicySession, build_targets
+from pytest_amipolicy.summary import RunSummary
+
+logger = logging.getLogger(__name__)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hooks)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "amipolicy_policy(id): the policy a built-in check judges."
+    )
+    config.addinivalue_line(
+        "markers", "xdist_group(name): keep tests of one group on one xdist worker."
+    )
+
+    settings = settings_from(config)
+    if not (settings.amis or settings.hosts or settings.images):
+        return
+
+    # The summary listens to reports on the controller, which under xdist is
+    # not where the targets are opened.
+    config.pluginmanager.register(RunSummary(settings), "amipolicy-summary")
+
+    # Every policy of a target must run on the worker that opened it; plain
+    # load balancing would launch one instance per worker for the same AMI.
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
+
+    config.stash[SESSION_KEY] = AmiPolicySession(
+        config, settings, build_targets(config, settings)
+    )
+    _close_on_sigterm()
+
+
+def _close_on_sigterm() -> None:
+    # SIGTERM becomes an interrupt so that pytest unwinds and the session
+    # finish hook removes what was created, exactly as for Ctrl-C.
+    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        logger.debug("not in the main thread; SIGTERM is left as it is")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> Optional[Union[int, pytest.ExitCode]]:
+    if not config.getoption("ami_cleanup"):
+        return None
+
+    from pytest_amipolicy.aws.cleanup import run_cleanup
+
+    return run_cleanup(config)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    run_state = config.stash.get(SESSION_KEY, None)
+    if run_state is None:
+        return
+
+    policies = [get_policy(policy_id) for policy_id in run_state.settings.policies]
+    items.extend(make_items(session, run_state.labels, policies))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    run_state = session.config.stash.get(SESSION_KEY, None)
+    if run_state is None:
+        return
+
+    # Deselection (-k, -m, --lf) has happened: count what each target will run
+    # so that it can be closed right after its last check.
+    for item in session.items:
+        if isinstance(item, PolicyItem):
+            run_state.expect(item.target_label)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+
+    # pytest renders setup errors with a traceback; an unreachable target or an
+    # undecided check deserves the same short text as a failed policy.
+    if isinstance(item, PolicyItem) and call.excinfo is not None:
+        report.longrepr = item.repr_failure(call.excinfo)
+    return report
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "amipolicy_target" not in metafunc.fixturenames:
+        return
+
+    run_state = metafunc.config.stash.get(SESSION_KEY, None)
+    labels = run_state.labels if run_state is not None else []
+    metafunc.parametrize("amipolicy_target", labels, scope="session")
+
+
+@pytest.fixture(scope="session")
+def amipolicy_facts(request: pytest.FixtureRequest, amipolicy_target: str) -> Any:
+    """The facts gathered from the target, as the built-in policies see them."""
+    run_state = request.config.stash[SESSION_KEY]
+    return run_state.run_for(amipolicy_target).machine_facts(run_state.progress)
+
+
+@pytest.fixture(scope="session")
+def amipolicy_host(request: pytest.FixtureRequest, amipolicy_facts: Any) -> Any:
+    """The pytest-testinfra host of the target, logged in as the login user."""
+    run_state = request.config.stash[SESSION_KEY]
+    return run_state.run_for(amipolicy_facts.target).connection.host
+
+
+def pytest_amipolicy_connect_address(
+    config: pytest.Config, instance: dict[str, Any], target: str
+) -> Optional[tuple[str, int]]:
+    run_state = config.stash.get(SESSION_KEY, None)
+    prefer = run_state.settings.connect if run_state else "public"
+
+    public = instance.get("PublicIpAddress")
+    private = instance.get("PrivateIpAddress")
+    address = (public or private) if prefer == "public" else (private or public)
+    if address is None:
+        return None
+
+    windows = (instance.get("Platform") or "").lower() == "windows"
+    return address, 5986 if windows else 22
+
+
+def pytest_report_header(config: pytest.Config) -> Optional[list[str]]:
+    run_state = config.stash.get(SESSION_KEY, None)
+    if run_state is None:
+        return None
+
+    settings = run_state.settings
+    lines = [
+        f"amipolicy {__version__}: targets {', '.join(run_state.labels)}",
+        f"amipolicy: {len(settings.policies)} policies, check date "
+        f"{settings.check_date.isoformat()}"
+        + (f", region {settings.region}" if settings.region else ""),
+    ]
+    if settings.keep:
+        lines.append("amipolicy: --ami-keep: launched instances are left running")
+    return lines
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run_state = session.config.stash.get(SESSION_KEY, None)
+    if run_state is not None:
+        run_state.close_all()

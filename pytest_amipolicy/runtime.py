@@ -1,0 +1,187 @@
+"""The live side of a run: opening targets, gathering facts, judging policies.
+
+One :class:`TargetRun` per target opens the machine on first need, gathers its
+facts once, and closes it as soon as its last policy has been judged, so that a
+run over many targets holds only the machines it is still checking.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from pytest_amipolicy.errors import AmiPolicyError
+from pytest_amipolicy.facts import Facts, MissingFact
+from pytest_amipolicy.verdicts import Outcome, Verdict, not_applicable, undecided
+
+if TYPE_CHECKING:
+    import pytest
+
+    from pytest_amipolicy.catalogue import Policy
+    from pytest_amipolicy.settings import Settings
+    from pytest_amipolicy.targets import Connection, Progress, Target
+
+logger = logging.getLogger(__name__)
+
+
+class TargetRun:
+    """One target's state through the session."""
+
+    def __init__(
+        self, target: Target, settings: Settings, config: pytest.Config
+    ) -> None:
+        self.target = target
+        self.settings = settings
+        self.config = config
+        self.connection: Optional[Connection] = None
+        self.failure: Optional[AmiPolicyError] = None
+        self.pending = 0
+        self.closed = False
+        self.removed: list[str] = []
+        self.timings: dict[str, float] = {}
+        self._facts: Optional[Facts] = None
+        self._ami_facts: Optional[Facts] = None
+
+    @property
+    def label(self) -> str:
+        return self.target.label
+
+    def machine_facts(self, progress: Progress) -> Facts:
+        """Open the target if needed and return its gathered facts."""
+        if self.failure is not None:
+            raise self.failure
+        if self._facts is not None:
+            return self._facts
+
+        try:
+            started = time.monotonic()
+            self.connection = self.target.open(progress)
+            self.timings["open"] = time.monotonic() - started
+
+            started = time.monotonic()
+            self._facts = gather_facts(self, progress)
+            self.timings["gather"] = time.monotonic() - started
+        except AmiPolicyError as error:
+            self.failure = error
+            raise
+
+        self.config.hook.pytest_amipolicy_facts_gathered(
+            config=self.config, target=self.label, facts=self._facts
+        )
+        return self._facts
+
+    def ami_facts(self) -> Optional[Facts]:
+        """Facts from the image's EC2 attributes, or None for non-AMI targets."""
+        if self._ami_facts is not None:
+            return self._ami_facts
+
+        record = self.target.image_record()
+        if record is None:
+            return None
+
+        self._ami_facts = Facts(
+            target=self.label,
+            platform="ami",
+            image=record,
+            snapshots=getattr(self.target, "snapshots", lambda: {})(),
+            region=getattr(self.target, "region", None),
+            check_date=self.settings.check_date,
+            settings={"max_age_days": self.settings.max_age_days},
+        )
+        return self._ami_facts
+
+    def close(self, progress: Progress) -> list[str]:
+        if self.closed:
+            return []
+        self.closed = True
+
+        try:
+            self.removed = self.target.close(progress)
+        except AmiPolicyError as error:
+            self.removed = [f"cleanup of {self.label} failed: {error}"]
+        return self.removed
+
+    @property
+    def remote_commands(self) -> int:
+        return self._facts.remote_commands if self._facts is not None else 0
+
+
+def gather_facts(run: TargetRun, progress: Progress) -> Facts:
+    """Run the platform's gathering script on an opened target."""
+    connection = run.connection
+    assert connection is not None, "gather_facts needs an opened target"
+
+    facts = Facts(
+        target=run.label,
+        platform=connection.platform,
+        launch_public_key=connection.launch_public_key,
+        login_user=connection.login_user,
+        check_date=run.settings.check_date,
+        settings={"max_age_days": run.settings.max_age_days},
+        image=run.target.image_record(),
+    )
+    if connection.details:
+        facts.settings.update(connection.details)
+
+    remote = _counting_runner(connection.host, facts)
+    progress(f"gathering facts from {run.label}")
+
+    if connection.platform == "windows":
+        from pytest_amipolicy.facts import windows
+
+        facts.sections.update(windows.gather(remote))
+        return facts
+
+    from pytest_amipolicy.facts import linux
+
+    privileged = connection.login_user != "root"
+    facts.sections.update(
+        linux.gather(remote, sudo=privileged, login_user=connection.login_user)
+    )
+    facts.loader = lambda name: linux.load_slow(
+        remote, name, sudo=privileged, install=run.target.kind != "host"
+    )
+    return facts
+
+
+def _counting_runner(host: Any, facts: Facts) -> Callable[[str], tuple[int, str, str]]:
+    """Wrap a testinfra host's ``run`` so every remote command is counted."""
+
+    def remote(command: str) -> tuple[int, str, str]:
+        facts.remote_commands += 1
+        logger.debug("remote command on %s: %.200s", facts.target, command)
+        result = host.run(command)
+        return result.exit_status, result.stdout, result.stderr
+
+    return remote
+
+
+def judge(policy: Policy, run: TargetRun, progress: Progress) -> Outcome:
+    """Return the policy's verdict on the target; never raises for a check's doubt."""
+    if "manual" in policy.platforms:
+        return policy.check(Facts(target=run.label, platform="manual"))
+
+    if "ami" in policy.platforms:
+        facts = run.ami_facts()
+        if facts is None:
+            return not_applicable(
+                f"{policy.id} reads the EC2 attributes of a registered AMI; "
+                f"{run.label} is not one (check it with --ami)."
+            )
+    else:
+        facts = run.machine_facts(progress)
+        if facts.platform not in policy.platforms:
+            return not_applicable(
+                f"{policy.id} applies to {'/'.join(sorted(policy.platforms))}; "
+                f"{run.label} runs {facts.platform}."
+            )
+
+    try:
+        return policy.check(facts)
+    except MissingFact as missing:
+        return undecided(f"{policy.id} could not be decided: {missing}")
+
+
+def is_decided(outcome: Outcome) -> bool:
+    return outcome.verdict is not Verdict.ERROR

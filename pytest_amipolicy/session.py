@@ -1,0 +1,138 @@
+"""The state of one pytest session's checks: targets, their runs, and progress."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Optional
+
+import pytest
+
+from pytest_amipolicy.runtime import TargetRun, judge
+from pytest_amipolicy.verdicts import Outcome
+
+if TYPE_CHECKING:
+    from pytest_amipolicy.catalogue import Policy
+    from pytest_amipolicy.settings import Settings
+    from pytest_amipolicy.targets import Target
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY = pytest.StashKey["AmiPolicySession"]()
+
+
+class AmiPolicySession:
+    """Owns every target of the session and removes what they created."""
+
+    def __init__(
+        self, config: pytest.Config, settings: Settings, targets: list[Target]
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.runs = {
+            target.label: TargetRun(target, settings, config) for target in targets
+        }
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.runs)
+
+    def progress(self, message: str) -> None:
+        """Tell the user what is happening (launching, waiting, tearing down)."""
+        logger.info("%s", message)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or hasattr(self.config, "workerinput"):
+            return
+
+        # Progress is shown while a test runs, when output is being captured.
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if capture is None:
+            reporter.write_line(f"amipolicy: {message}")
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"amipolicy: {message}")
+
+    def expect(self, label: str, count: int = 1) -> None:
+        """Note that ``count`` more items will check the target ``label``."""
+        self.runs[label].pending += count
+
+    def judge(self, policy: Policy, label: str) -> Outcome:
+        return judge(policy, self.runs[label], self.progress)
+
+    def run_for(self, label: str) -> TargetRun:
+        return self.runs[label]
+
+    def remote_commands(self, label: str) -> int:
+        return self.runs[label].remote_commands
+
+    def finished_one(self, label: str) -> Optional[list[str]]:
+        """Count a finished item; close the target after its last one."""
+        run = self.runs[label]
+        run.pending -= 1
+        if run.pending > 0:
+            return None
+        return self._close(run)
+
+    def close_all(self) -> list[str]:
+        lines: list[str] = []
+        for run in self.runs.values():
+            lines.extend(self._close(run))
+        return lines
+
+    def _close(self, run: TargetRun) -> list[str]:
+        if run.closed:
+            return []
+        lines = run.close(self.progress)
+        for line in lines:
+            self.progress(line)
+        return lines
+
+
+def build_targets(config: pytest.Config, settings: Settings) -> list[Target]:
+    """Turn the validated settings into target objects; nothing is opened yet."""
+    targets: list[Any] = []
+
+    if settings.amis:
+        from pytest_amipolicy.targets.ec2 import Ec2Target
+
+        for ami in settings.amis:
+            targets.append(
+                Ec2Target(
+                    ami,
+                    settings,
+                    resolve_address=_address_resolver(config, ami),
+                )
+            )
+
+    if settings.hosts:
+        from pytest_amipolicy.targets.host import HostTarget
+
+        targets.extend(HostTarget(spec, settings) for spec in settings.hosts)
+
+    if settings.images:
+        from pytest_amipolicy.targets.image import ImageTarget
+
+        for path in settings.images:
+            targets.append(ImageTarget(path, settings, prepare=_preparer(config)))
+
+    return targets
+
+
+def _address_resolver(config: pytest.Config, ami: str) -> Any:
+    def resolve(instance: dict[str, Any]) -> Optional[tuple[str, int]]:
+        result: Optional[tuple[str, int]] = (
+            config.hook.pytest_amipolicy_connect_address(
+                config=config, instance=instance, target=ami
+            )
+        )
+        return result
+
+    return resolve
+
+
+def _preparer(config: pytest.Config) -> Any:
+    def prepare(label: str, root: Any) -> None:
+        config.hook.pytest_amipolicy_prepare_image(
+            config=config, target=label, root=root
+        )
+
+    return prepare

@@ -1,0 +1,193 @@
+"""Opening a testinfra host over SSH, with errors a user can act on.
+
+Every Linux target ends here: the address and key differ (a user's machine, a
+local container, an EC2 instance) but the login, the check that it worked and
+the translation of paramiko's exceptions into one readable line are shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import paramiko
+import testinfra.backend
+import testinfra.host
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from pytest_amipolicy.errors import TargetError
+
+logger = logging.getLogger(__name__)
+
+# Throwaway machines get fresh host keys at first boot, so there is nothing to
+# pin; a user's own machines keep paramiko's default of warning on unknown keys.
+_TRUST_ANY_HOST_KEY = (
+    "Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n"
+)
+
+
+class LaunchKey:
+    """A key pair made for one run; the private half lives in a 0600 temp file."""
+
+    def __init__(self, kind: str = "ed25519") -> None:
+        if kind == "ed25519":
+            private: Any = ed25519.Ed25519PrivateKey.generate()
+            encoding = serialization.PrivateFormat.OpenSSH
+        elif kind == "rsa":
+            private = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+            encoding = serialization.PrivateFormat.TraditionalOpenSSL
+        else:
+            raise ValueError(f"unknown key kind {kind!r}")
+
+        self._directory = tempfile.TemporaryDirectory(prefix="amipolicy-key-")
+        self.path = Path(self._directory.name) / f"id_{kind}"
+        pem = private.private_bytes(
+            serialization.Encoding.PEM, encoding, serialization.NoEncryption()
+        )
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+
+        self.public_line = (
+            private.public_key()
+            .public_bytes(
+                serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+            )
+            .decode()
+        )
+        self.ssh_config = Path(self._directory.name) / "ssh_config"
+        self.ssh_config.write_text(_TRUST_ANY_HOST_KEY)
+
+    def remove(self) -> None:
+        self._directory.cleanup()
+
+
+def public_line_of(key_file: Path) -> Optional[str]:
+    """Return the OpenSSH public line of a private key file, or None if unreadable.
+
+    An encrypted key cannot be read without its passphrase; the checker then does
+    not know the launch key, which AUTHORIZED-KEYS reports as undecidable.
+    """
+    try:
+        private = serialization.load_ssh_private_key(key_file.read_bytes(), None)
+    except (ValueError, TypeError, OSError):
+        try:
+            private = serialization.load_pem_private_key(key_file.read_bytes(), None)  # type: ignore[assignment]
+        except (ValueError, TypeError, OSError):
+            return None
+
+    public = private.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    return public.decode()
+
+
+def open_ssh(
+    label: str,
+    *,
+    address: str,
+    port: int,
+    user: str,
+    key_file: Optional[Path],
+    ssh_config: Optional[Path] = None,
+    timeout: float = 15.0,
+) -> Any:
+    """Log in and return a testinfra host; raise TargetError with the fix if not.
+
+    The backend is built directly rather than through ``testinfra.get_host``,
+    whose cache would hand a closed connection to a later target that happens
+    to reuse an address.
+    """
+    options: dict[str, Any] = {"timeout": max(1, int(timeout))}
+    if key_file is not None:
+        options["ssh_identity_file"] = str(key_file)
+    if ssh_config is not None:
+        options["ssh_config"] = str(ssh_config)
+
+    backend = testinfra.backend.get_backend(
+        f"paramiko://{user}@{_bracket(address)}:{port}", **options
+    )
+    host = testinfra.host.Host(backend)
+    backend.set_host(host)
+
+    where = f"{user}@{address}:{port}"
+    try:
+        result = host.run("true")
+    except paramiko.AuthenticationException:
+        key = f"the key {key_file}" if key_file else "the keys offered"
+        raise TargetError(
+            label,
+            f"{where} refused {key}; give the private key this user logs in with "
+            "(--ami-key or ?ssh_identity_file=) or the right user (--ami-user).",
+        ) from None
+    except socket.gaierror:
+        raise TargetError(
+            label, f"cannot resolve {address!r}; check the host name."
+        ) from None
+    except (TimeoutError, socket.timeout):
+        raise TargetError(
+            label,
+            f"no answer from {address}:{port} within {timeout:.0f}s; check the "
+            "address, the firewall or security group, and that sshd runs.",
+        ) from None
+    except (paramiko.ssh_exception.NoValidConnectionsError, ConnectionError):
+        raise TargetError(
+            label,
+            f"connection to {address}:{port} refused; check the address and port "
+            "and that sshd runs.",
+        ) from None
+    except (paramiko.SSHException, EOFError, OSError) as error:
+        raise TargetError(label, f"SSH to {where} failed: {_reason(error)}.") from None
+
+    if result.exit_status != 0:
+        raise TargetError(
+            label,
+            f"{where} accepted the login but cannot run commands: {result.stderr}",
+        )
+    return host
+
+
+def close_ssh(host: Any) -> None:
+    """Close the SSH connection behind a testinfra host, if one was opened."""
+    client = getattr(host.backend, "__dict__", {}).get("client")
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def wait_for_port(address: str, port: int, timeout: float) -> bool:
+    """Wait until a TCP port accepts connections; return False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=3):
+                return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+def _bracket(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip()
+    return text or type(error).__name__
+
+
+@contextlib.contextmanager
+def launch_key(kind: str = "ed25519") -> Iterator[LaunchKey]:
+    key = LaunchKey(kind)
+    try:
+        yield key
+    finally:
+        key.remove()
