@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import pytest
 
 from pytest_amipolicy.errors import AmiPolicyError
-from pytest_amipolicy.verdicts import Outcome, Verdict
+from pytest_amipolicy.verdicts import Outcome, Verdict, undecided
 
 if TYPE_CHECKING:
     from pytest_amipolicy.catalogue import Policy
@@ -61,7 +61,12 @@ class PolicyItem(pytest.Item):
     def setup(self) -> None:
         # The verdict is reached during setup so that an undecided check is
         # reported as an error, the same way a broken fixture is.
-        self.outcome = self.run_state.judge(self.policy, self.target_label)
+        try:
+            self.outcome = self.run_state.judge(self.policy, self.target_label)
+        except AmiPolicyError as error:
+            self._record(undecided(str(error)))
+            raise
+
         self._record(self.outcome)
 
         if self.outcome.verdict is Verdict.ERROR:

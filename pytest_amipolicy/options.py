@@ -7,6 +7,7 @@ the bad value and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import ipaddress
 import os
@@ -279,7 +280,7 @@ def settings_from(config: pytest.Config) -> Settings:
     )
 
     evidence = config.getoption("ami_evidence")
-    return Settings(
+    settings = Settings(
         amis=amis,
         hosts=hosts,
         images=images,
@@ -293,10 +294,6 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
         connect=connect,
         keep=config.getoption("ami_keep"),
-        # Importing the catalogue is skipped for runs that name no target.
-        policies=_check_policies(patterns)
-        if patterns or amis or hosts or images
-        else (),
         check_date=_check_date(config.getoption("ami_check_date")),
         max_age_days=int(
             _check_number(
@@ -312,3 +309,9 @@ def settings_from(config: pytest.Config) -> Settings:
         evidence_path=Path(evidence) if evidence else None,
         redact=tuple(config.getini("amipolicy_redact")),
     )
+
+    # Checked last, so that cheaper mistakes are reported first; the catalogue
+    # is not even imported for runs that name no target.
+    if patterns or amis or hosts or images:
+        settings = dataclasses.replace(settings, policies=_check_policies(patterns))
+    return settings

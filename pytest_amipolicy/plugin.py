@@ -17,6 +17,7 @@ import pytest
 
 from pytest_amipolicy import __version__, hooks
 from pytest_amipolicy.catalogue import get_policy
+from pytest_amipolicy.evidence import EvidenceWriter
 from pytest_amipolicy.items import PolicyItem, make_items
 from pytest_amipolicy.options import add_options, settings_from
 from pytest_amipolicy.session import SESSION_KEY, AmiPolicySession, build_targets
@@ -48,6 +49,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # The summary listens to reports on the controller, which under xdist is
     # not where the targets are opened.
     config.pluginmanager.register(RunSummary(settings), "amipolicy-summary")
+    if settings.evidence_path is not None and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(
+            EvidenceWriter(settings.evidence_path, settings.redact),
+            "amipolicy-evidence",
+        )
 
     # Every policy of a target must run on the worker that opened it; plain
     # load balancing would launch one instance per worker for the same AMI.

@@ -1,0 +1,102 @@
+"""Bad option values end in one clear usage error that names the value and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+BAD_VALUES = [
+    (["--ami=ami-123"], "--ami='ami-123' is not an AMI id"),
+    (["--ami=ami-0123456789ABCDEF0"], "8 or 17"),
+    (["--ami=i-0123456789abcdef0"], "is not an AMI id"),
+    (["--ami-host=admin@host"], "is not a host spec"),
+    (["--ami-host=ftp://host"], "is not a host spec"),
+    (["--ami-host=ssh://admin@host:99999"], "port that is not a number"),
+    (
+        ["--ami-host=ssh://admin@host?ssh_identity_file=/nonexistent/key"],
+        "the key file '/nonexistent/key' does not exist",
+    ),
+    (["--ami-host=ssh://h", "--ami-key=/nonexistent/id"], "--ami-key='/nonexistent/id'"),
+    (["--ami-host=ssh://h", "--ami-policy=NOPE"], "--ami-policy='NOPE' matches no policy"),
+    (["--ami-host=ssh://h", "--ami-region=mars"], "--ami-region='mars'"),
+    (["--ami-host=ssh://h", "--ami-subnet=sn-1"], "--ami-subnet='sn-1'"),
+    (["--ami-host=ssh://h", "--ami-ingress-cidr=everyone"], "is not a CIDR block"),
+    (["--ami-host=ssh://h", "--ami-check-date=tomorrow"], "YYYY-MM-DD"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_VALUES)
+def test_a_bad_value_is_a_usage_error_naming_it(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    result = pytester.runpytest(*args)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: *{message}*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_an_unknown_policy_error_lists_the_known_ids(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--ami-host=ssh://h", "--ami-policy=SSH-PASSWROD")
+
+    result.stderr.fnmatch_lines(["*SSH-PASSWORD*SSH-ROOT*"])
+
+
+def test_without_a_target_the_plugin_collects_nothing(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest()
+
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_one_item_per_target_and_policy_with_readable_ids(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(
+        "--collect-only",
+        "-q",
+        "--ami-host=ssh://admin@192.0.2.10",
+        "--ami-host=ssh://admin@192.0.2.11:2222",
+        "--ami-policy=SSH-*",
+    )
+
+    result.stdout.fnmatch_lines(
+        [
+            "amipolicy::policy[[]ssh://admin@192.0.2.10-SSH-PASSWORD[]]",
+            "amipolicy::policy[[]ssh://admin@192.0.2.10-SSH-ROOT[]]",
+            "amipolicy::policy[[]ssh://admin@192.0.2.11:2222-SSH-PASSWORD[]]",
+            "amipolicy::policy[[]ssh://admin@192.0.2.11:2222-SSH-ROOT[]]",
+        ]
+    )
+
+
+def test_policies_can_be_chosen_by_glob_and_comma_list(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(
+        "--collect-only", "-q", "--ami-host=ssh://h", "--ami-policy=SSH-ROOT,SUDO"
+    )
+
+    result.stdout.fnmatch_lines(["*SSH-ROOT*", "*SUDO*", "2 tests collected*"])
+
+
+def test_a_target_named_twice_is_checked_once(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(
+        "--collect-only",
+        "-q",
+        "--ami-host=ssh://h",
+        "--ami-host=ssh://h",
+        "--ami-policy=SUDO",
+    )
+
+    result.stdout.fnmatch_lines(["1 test collected*"])
+
+
+def test_the_header_names_the_targets_and_the_check_date(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(
+        "--collect-only", "--ami-host=ssh://h", "--ami-check-date=2025-01-31"
+    )
+
+    result.stdout.fnmatch_lines(
+        ["amipolicy *: targets ssh://h", "amipolicy: * policies, check date 2025-01-31"]
+    )
