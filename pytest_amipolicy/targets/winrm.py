@@ -1,0 +1,143 @@
+"""Reaching a Windows machine over WinRM through pytest-testinfra.
+
+testinfra's ``winrm`` backend runs each command in a new cmd.exe shell through
+pywinrm, always with NTLM authentication, over HTTPS unless ``no_ssl`` is set.
+This module turns what the user gave (a bare host, ``host:port``, a
+``winrm://`` spec or a ``https://host:5986/wsman`` URL) into the host spec that
+backend wants, with the credentials quoted into it, and runs commands on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.parse
+from typing import Any, Callable
+
+from pytest_amipolicy.errors import TargetError
+
+logger = logging.getLogger(__name__)
+
+HTTPS_PORT = 5986
+HTTP_PORT = 5985
+
+Run = Callable[[str], "tuple[int, str, str]"]
+
+
+def winrm_hostspec(
+    spec_or_url: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    verify_ssl: bool = True,
+) -> str:
+    """Return the testinfra host spec for ``spec_or_url`` with the credentials.
+
+    Credentials written in ``spec_or_url`` win over ``user`` and ``password``;
+    the user defaults to Administrator. The result holds the password: never
+    log it, use :func:`redacted` instead.
+    """
+    text = spec_or_url.strip()
+    if "://" not in text:
+        text = "winrm://" + text
+
+    url = urllib.parse.urlsplit(text)
+    if url.scheme not in ("winrm", "https", "http") or not url.hostname:
+        raise TargetError(
+            spec_or_url,
+            "not a WinRM address; give winrm://HOST[:PORT], HOST[:PORT] or "
+            "https://HOST:5986/wsman",
+        )
+
+    query = urllib.parse.parse_qs(url.query)
+    plain = url.scheme == "http" or query.get("no_ssl", ["false"])[0] == "true"
+    port = url.port or (HTTP_PORT if plain else HTTPS_PORT)
+
+    # A user in the spec wins over the default login user.
+    if url.username:
+        user = urllib.parse.unquote(url.username)
+    if url.password:
+        password = urllib.parse.unquote(url.password)
+    if password is None:
+        raise TargetError(
+            spec_or_url,
+            "no WinRM password: write it in the spec (winrm://USER:PASSWORD@HOST) "
+            "or let the EC2 target fetch the generated one",
+        )
+    user = user or "Administrator"
+
+    # testinfra splits "user:password@host" at the first "@" and ":" and then
+    # unquotes: quoting everything keeps generated passwords (full of
+    # punctuation) intact.
+    credentials = (
+        urllib.parse.quote(user, safe="") + ":" + urllib.parse.quote(password, safe="")
+    )
+    host = f"[{url.hostname}]" if ":" in url.hostname else url.hostname
+
+    options = {
+        key: values[0]
+        for key, values in query.items()
+        if key in ("read_timeout_sec", "operation_timeout_sec")
+    }
+    if plain:
+        options["no_ssl"] = "true"
+    if not verify_ssl or query.get("no_verify_ssl", ["false"])[0] == "true":
+        options["no_verify_ssl"] = "true"
+
+    spec = f"winrm://{credentials}@{host}:{port}"
+    if options:
+        spec += "?" + urllib.parse.urlencode(sorted(options.items()))
+    return spec
+
+
+def redacted(hostspec: str) -> str:
+    """Return ``hostspec`` with its password replaced, for logs and reports."""
+    url = urllib.parse.urlsplit(hostspec)
+    if url.password is None:
+        return hostspec
+
+    netloc = url.netloc.replace(":" + url.password + "@", ":***@", 1)
+    return urllib.parse.urlunsplit(url._replace(netloc=netloc))
+
+
+def open_winrm_host(
+    spec_or_url: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    verify_ssl: bool = True,
+) -> Any:
+    """Return a testinfra host that runs commands on the machine over WinRM.
+
+    No connection is made yet: pywinrm connects on the first command.
+    """
+    import testinfra
+
+    try:
+        import winrm  # noqa: F401
+    except ImportError as error:
+        raise TargetError(
+            spec_or_url,
+            "WinRM targets need pywinrm: pip install 'pytest-amipolicy[windows]'",
+        ) from error
+
+    spec = winrm_hostspec(
+        spec_or_url, user=user, password=password, verify_ssl=verify_ssl
+    )
+    logger.debug("opening WinRM host %s", redacted(spec))
+    return testinfra.get_host(spec)
+
+
+def run_on(host: Any) -> Run:
+    """Return a function running a cmd.exe command line on ``host``.
+
+    Output is decoded here as UTF-8 with replacement, so that testinfra never
+    runs its encoding probe (a ``python -c`` command) on a Windows machine.
+    """
+
+    def run(command: str) -> tuple[int, str, str]:
+        result = host.run(command)
+        stdout = result.stdout_bytes.decode("utf-8", errors="replace")
+        stderr = result.stderr_bytes.decode("utf-8", errors="replace")
+        return result.rc, stdout, stderr
+
+    return run
