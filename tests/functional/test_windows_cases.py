@@ -75,7 +75,9 @@ def test_the_windows_cases_are_found() -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_windows_case_gets_its_expected_verdicts_over_winrm(case: dict[str, Any]) -> None:
+def test_windows_case_gets_its_expected_verdicts_over_winrm(
+    case: dict[str, Any],
+) -> None:
     with FakeWinRMEndpoint(case.get("machine", {})) as endpoint:
         host = open_winrm_host(
             endpoint.address,
@@ -89,7 +91,8 @@ def test_windows_case_gets_its_expected_verdicts_over_winrm(case: dict[str, Any]
 
     facts = Facts(target=case["id"], platform="windows", sections=sections)
     verdicts = {
-        policy_id: CHECKS[policy_id](facts).verdict.value for policy_id in case["expect"]
+        policy_id: CHECKS[policy_id](facts).verdict.value
+        for policy_id in case["expect"]
     }
 
     assert verdicts == case["expect"]
