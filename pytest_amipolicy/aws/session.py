@@ -1,0 +1,111 @@
+"""A boto3 session from the standard credential chain, and error translation.
+
+The plugin never asks for keys: credentials come from wherever the AWS CLI would
+find them (environment, profile, SSO, instance role). Every botocore error that
+reaches the user is turned into a :class:`CloudError` naming what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import boto3.session
+import botocore.config
+import botocore.exceptions
+
+from pytest_amipolicy.errors import CloudError
+
+logger = logging.getLogger(__name__)
+
+# Error codes EC2 and STS use when the caller's policy does not allow a call.
+DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
+)
+
+# Standard retries absorb EC2's throttling without the user seeing it.
+CLIENT_CONFIG = botocore.config.Config(
+    retries={"mode": "standard", "max_attempts": 5},
+    user_agent_extra="pytest-amipolicy",
+)
+
+
+def make_session(region: str | None = None) -> boto3.session.Session:
+    """Return a session for ``region``, else the environment's or profile's region.
+
+    Raises :class:`CloudError` when no region is configured anywhere, because a
+    default region silently chosen here would check the wrong AMI.
+    """
+    try:
+        session = boto3.session.Session(region_name=region)
+    except botocore.exceptions.BotoCoreError as error:
+        raise CloudError(f"cannot start an AWS session: {error}") from error
+
+    if not session.region_name:
+        raise CloudError(
+            "no AWS region is configured: pass --ami-region=REGION "
+            "or set AWS_DEFAULT_REGION (or a region in the AWS profile)"
+        )
+
+    logger.debug("AWS session in region %s", session.region_name)
+    return session
+
+
+def ec2_client(session: boto3.session.Session) -> Any:
+    """Return an EC2 client of ``session`` with retries suited to long runs."""
+    return session.client("ec2", config=CLIENT_CONFIG)
+
+
+def iam_action(operation: str, service: str = "ec2") -> str:
+    """Return the IAM action an API operation needs (EC2 names them alike)."""
+    return f"{service}:{operation}"
+
+
+def error_code(error: BaseException | None) -> str:
+    """Return the AWS error code of ``error``, or an empty string."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def cloud_error(error: BaseException, operation: str, region: str) -> CloudError:
+    """Return a one-line :class:`CloudError` for a failed call of ``operation``."""
+    code = error_code(error)
+
+    if code in DENIED_CODES:
+        return CloudError(
+            f"{operation} was refused in {region} ({code}): the credentials lack "
+            f"the IAM permission {iam_action(operation)}; grant it or use another "
+            "profile (AWS_PROFILE)"
+        )
+
+    if isinstance(error, botocore.exceptions.NoCredentialsError):
+        return CloudError(
+            "no AWS credentials found: configure them as for the AWS CLI "
+            "(aws configure, AWS_PROFILE, SSO or an instance role)"
+        )
+
+    if code in ("ExpiredToken", "RequestExpired", "InvalidClientTokenId"):
+        return CloudError(
+            f"{operation} in {region}: the AWS credentials are not valid ({code}); "
+            "refresh them (aws sso login, new session token) and rerun"
+        )
+
+    if isinstance(error, botocore.exceptions.EndpointConnectionError):
+        return CloudError(f"cannot reach the EC2 endpoint of {region}: {error}")
+
+    return CloudError(f"{operation} failed in {region}: {error}")
+
+
+@contextlib.contextmanager
+def translated(operation: str, region: str) -> Iterator[None]:
+    """Turn botocore errors raised inside the block into :class:`CloudError`."""
+    try:
+        yield
+    except (
+        botocore.exceptions.ClientError,
+        botocore.exceptions.BotoCoreError,
+    ) as error:
+        raise cloud_error(error, operation, region) from error

@@ -1,0 +1,454 @@
+"""An AMI checked as a buyer would run it: launched, reached over SSH, removed.
+
+:class:`Ec2Target` is the one place that owns what a check creates in AWS. It
+records every resource the moment it exists, so :meth:`Ec2Target.close` can
+remove exactly those, in reverse order, after success, failure or Ctrl-C, and
+any number of times.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Optional
+
+from pytest_amipolicy.aws import cleanup, images, instances, keys, network, session
+from pytest_amipolicy.errors import AmiPolicyError, TargetError
+from pytest_amipolicy.settings import Settings
+from pytest_amipolicy.targets import Connection, Progress, Target, ssh
+
+logger = logging.getLogger(__name__)
+
+# Given the instance description, return (host, port) to connect to, or None
+# for the default (public or private address and the platform's admin port).
+ResolveAddress = Callable[[dict[str, Any]], Optional[tuple[str, int]]]
+
+# testinfra's paramiko backend reads host key policy from an ssh_config file.
+# The instance is new and its host key unknown, so it cannot be pinned here.
+SSH_CONFIG = "Host *\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+
+
+@dataclass
+class Created:
+    """The resources of one run, each recorded as soon as it exists."""
+
+    key_file: Path | None = None
+    ssh_config: Path | None = None
+    key_pair: str | None = None
+    group_id: str | None = None
+    instance_id: str | None = None
+
+    def empty(self) -> bool:
+        return not any(vars(self).values())
+
+
+class Ec2Target(Target):
+    """An AMI id, launched on a throwaway instance for the on-machine policies."""
+
+    kind: ClassVar[str] = "ami"
+
+    def __init__(
+        self,
+        spec: str,
+        settings: Settings,
+        *,
+        resolve_address: ResolveAddress | None = None,
+        aws_session: Any = None,
+        ec2: Any = None,
+        public_address: Callable[[], str] | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(spec, settings)
+        self.resolve_address = resolve_address
+        self.run_id = run_id or secrets.token_hex(4)
+        self.created = Created()
+        self._aws_session = aws_session
+        self._lookup_public_address = public_address or network.lookup_public_address
+        # An EC2 client given by the caller (a test's stubbed one) wins over
+        # one made from the session on first use.
+        self._ec2: Any = ec2
+        self._record: dict[str, Any] | None = None
+        self._snapshots: dict[str, dict[str, Any]] | None = None
+        self._connection: Connection | None = None
+        self._address: tuple[str, int] | None = None
+        self._login_user: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.spec
+
+    @property
+    def name(self) -> str:
+        """The name given to the run's key pair and security group."""
+        return f"amipolicy-{self.run_id}"
+
+    @property
+    def ec2(self) -> Any:
+        if self._ec2 is None:
+            if self._aws_session is None:
+                self._aws_session = session.make_session(self.settings.region)
+            self._ec2 = session.ec2_client(self._aws_session)
+        return self._ec2
+
+    @property
+    def region(self) -> str:
+        return str(self.ec2.meta.region_name)
+
+    # Polling intervals scale with the timeouts, so tests with tiny timeouts
+    # poll fast and real runs do not hammer the API.
+    @property
+    def _boot_delay(self) -> float:
+        return min(15.0, max(0.1, self.settings.boot_timeout / 40))
+
+    @property
+    def _ssh_interval(self) -> float:
+        return min(5.0, max(0.1, self.settings.ssh_timeout / 60))
+
+    def image_record(self) -> dict[str, Any]:
+        """Return the AMI's describe_images record, described once."""
+        if self._record is None:
+            self._record = images.describe_image(self.ec2, self.spec, self.region)
+        return self._record
+
+    def snapshots(self) -> dict[str, dict[str, Any]]:
+        """Return snapshot id -> describe_snapshots record for the readable ones."""
+        if self._snapshots is None:
+            ids = images.snapshot_ids(self.image_record())
+            self._snapshots = images.describe_snapshots(self.ec2, ids, self.region)
+        return self._snapshots
+
+    def open(self, progress: Progress) -> Connection:
+        """Launch the AMI and log in; the caller must call :meth:`close` afterwards."""
+        if self._connection is not None:
+            return self._connection
+
+        record = self.image_record()
+        images.check_launchable(record, self.region)
+        platform = images.image_platform(record)
+        if platform not in self._connectors():
+            raise self.error(
+                f"{platform.capitalize()} instances are not supported yet: "
+                "check the AMI attributes only with --ami-policies='AMI-*'"
+            )
+
+        # Everything that can fail without creating anything comes first.
+        instance_type = images.instance_type(record, self.settings.instance_type)
+        cidr = network.ingress_cidr(
+            self.settings.ingress_cidr, self._lookup_public_address
+        )
+        vpc_id, subnet_id = network.find_vpc(
+            self.ec2, self.settings.subnet, self.region
+        )
+        if subnet_id is None:
+            subnet_id = network.pick_subnet(
+                self.ec2, vpc_id, instance_type, self.region
+            )
+        tags = cleanup.run_tags(
+            self.run_id, datetime.datetime.now(datetime.timezone.utc)
+        )
+
+        progress(f"{self.label}: importing key pair {self.name}")
+        key = keys.make_launch_key(platform, self.name)
+        self.created.key_file = key.path
+        # Recorded before the call: a pair created but not acknowledged is still ours.
+        self.created.key_pair = self.name
+        keys.import_key_pair(self.ec2, self.name, key.public_openssh, tags, self.region)
+
+        progress(f"{self.label}: creating security group {self.name} for {cidr}")
+        ports = network.ADMIN_PORTS[platform]
+        self.created.group_id = network.create_security_group(
+            self.ec2, name=self.name, vpc_id=vpc_id, tags=tags, region=self.region
+        )
+        network.allow_admin_ports(
+            self.ec2, self.created.group_id, ports, cidr, self.region
+        )
+
+        instance = instances.run_instance(
+            self.ec2,
+            image_id=self.spec,
+            instance_type=instance_type,
+            key_name=self.name,
+            group_id=self.created.group_id,
+            subnet_id=subnet_id,
+            public_address=self.settings.connect == "public",
+            block_devices=images.launch_block_devices(record),
+            tags=tags,
+            region=self.region,
+        )
+        self.created.instance_id = instance_id = str(instance["InstanceId"])
+        progress(f"{self.label}: launched {instance_id} ({instance_type}), waiting")
+
+        instance = instances.wait_running(
+            self.ec2,
+            instance_id,
+            self.settings.boot_timeout,
+            self._boot_delay,
+            self.region,
+        )
+        host, port = self._address = self._connect_address(instance, ports[0])
+
+        progress(f"{self.label}: {instance_id} running, waiting for {host}:{port}")
+        self._wait_for_admin_port(instance_id, host, port)
+
+        connector = self._connectors()[platform]
+        self._connection = connector(record, instance, key)
+        return self._connection
+
+    def _connectors(
+        self,
+    ) -> dict[
+        str, Callable[[dict[str, Any], dict[str, Any], keys.LaunchKey], Connection]
+    ]:
+        """The way to log in, per platform; Windows (WinRM) plugs in here."""
+        return {"linux": self._connect_linux}
+
+    def _connect_address(self, instance: dict[str, Any], port: int) -> tuple[str, int]:
+        if self.resolve_address is not None:
+            resolved = self.resolve_address(instance)
+            if resolved is not None:
+                return resolved
+
+        host = instances.default_address(instance, self.settings.connect)
+        if host is None:
+            raise self.error(
+                f"{instance['InstanceId']} has no {self.settings.connect} address: "
+                "use a subnet that assigns public addresses, or --ami-connect=private "
+                "from inside the VPC"
+            )
+        return host, port
+
+    def _wait_for_admin_port(self, instance_id: str, host: str, port: int) -> None:
+        failure = instances.wait_for_port(
+            host, port, self.settings.ssh_timeout, self._ssh_interval
+        )
+        if failure is None:
+            return
+
+        console = instances.console_tail(self.ec2, instance_id, self.region)
+        error = self.error(
+            f"{instance_id} did not answer on {host}:{port} within "
+            f"{self.settings.ssh_timeout:.0f}s ({failure}): check that the AMI starts "
+            "its admin service, or raise --ami-ssh-timeout; console output follows\n"
+            + console
+        )
+        error.console = console  # type: ignore[attr-defined]
+        raise error
+
+    def _connect_linux(
+        self, record: dict[str, Any], instance: dict[str, Any], key: keys.LaunchKey
+    ) -> Connection:
+        """Log in over SSH with the launch key, trying the likely users in order."""
+        assert self._address is not None
+        address, port = self._address
+        users = images.login_users(record, self.settings.user)
+        self.created.ssh_config = self._write_ssh_config()
+
+        # sshd often listens before cloud-init has installed the key: retry
+        # every user until the SSH timeout rather than giving up on the first no.
+        deadline = time.monotonic() + self.settings.ssh_timeout
+        refusals: dict[str, str] = {}
+        while True:
+            for user in users:
+                try:
+                    host = ssh.open_ssh(
+                        self.label,
+                        address=address,
+                        port=port,
+                        user=user,
+                        key_file=key.path,
+                        ssh_config=self.created.ssh_config,
+                        timeout=min(30.0, self.settings.ssh_timeout),
+                    )
+                except TargetError as error:
+                    refusals[user] = error.message
+                    continue
+                self._login_user = user
+                return self._connection_for(host, user, record, instance, key)
+
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(self._ssh_interval)
+
+        tried = "; ".join(f"{user}: {why}" for user, why in refusals.items())
+        raise self.error(
+            f"no login user was accepted on {address}:{port} with the launch key, "
+            f"tried {', '.join(users)} ({tried}); pass --ami-user with the AMI's "
+            "default user"
+        )
+
+    def _connection_for(
+        self,
+        host: Any,
+        user: str,
+        record: dict[str, Any],
+        instance: dict[str, Any],
+        key: keys.LaunchKey,
+    ) -> Connection:
+        assert self._address is not None
+        logger.info("%s: logged in as %s at %s:%d", self.label, user, *self._address)
+        details = {
+            "instance_id": instance["InstanceId"],
+            "instance_type": instance.get("InstanceType"),
+            "image": record,
+            "region": self.region,
+            "address": self._address,
+            "key_pair": self.name,
+            "key_fingerprint": key.fingerprint,
+            "security_group": self.created.group_id,
+            "metadata_options": instance.get("MetadataOptions", {}),
+            # The instance ran and took a login with IMDSv2 required (AMI-IMDSV2).
+            "imdsv2_required_launch": True,
+            "run_id": self.run_id,
+        }
+        return Connection(
+            host=host,
+            platform="linux",
+            login_user=user,
+            launch_public_key=key.public_openssh,
+            details=details,
+        )
+
+    def _write_ssh_config(self) -> Path:
+        handle, path = tempfile.mkstemp(prefix=f"{self.name}-", suffix=".ssh_config")
+        with os.fdopen(handle, "w", encoding="ascii") as stream:
+            stream.write(SSH_CONFIG)
+        return Path(path)
+
+    def close(self, progress: Progress) -> list[str]:
+        """Remove what :meth:`open` created, newest first; return what was removed.
+
+        With ``keep`` the instance, group and key stay, and the lines say how to
+        reach them and how to remove them later.
+        """
+        if self._connection is not None:
+            ssh.close_ssh(self._connection.host)
+
+        if self.settings.keep and not self.created.empty():
+            return self._kept_lines()
+
+        removed: list[str] = []
+        failures: list[str] = []
+        interrupted: BaseException | None = None
+        for step in (
+            self._remove_instance,
+            self._remove_group,
+            self._remove_key_pair,
+            self._remove_files,
+        ):
+            try:
+                line = step(progress)
+            except KeyboardInterrupt as interrupt:
+                # A second Ctrl-C must not strand the rest: finish, then re-raise.
+                interrupted = interrupt
+                failures.append(f"{step.__name__.lstrip('_')} interrupted")
+                continue
+            except AmiPolicyError as error:
+                failures.append(str(error))
+                continue
+            if line:
+                removed.append(line)
+
+        for line in removed:
+            logger.info("%s", line)
+        if failures:
+            incomplete = self.error(
+                "cleanup incomplete (" + "; ".join(failures) + "): run "
+                f"`pytest --ami-cleanup --ami-region={self.region}` after the resources "
+                "expire, or delete them with the aws cli"
+            )
+            incomplete.removed = removed  # type: ignore[attr-defined]
+            if interrupted is not None:
+                raise incomplete from interrupted
+            raise incomplete
+        if interrupted is not None:
+            raise interrupted
+        return removed
+
+    def _remove_instance(self, progress: Progress) -> str | None:
+        instance_id = self.created.instance_id
+        if instance_id is None:
+            return None
+        progress(f"{self.label}: terminating {instance_id}")
+        instances.terminate(
+            self.ec2,
+            instance_id,
+            max(60.0, self.settings.boot_timeout),
+            self._boot_delay,
+            self.region,
+        )
+        self.created.instance_id = None
+        return f"terminated instance {instance_id} in {self.region}"
+
+    def _remove_group(self, progress: Progress) -> str | None:
+        group_id = self.created.group_id
+        if group_id is None:
+            return None
+        network.delete_security_group(
+            self.ec2, group_id, self.region, delay=self._boot_delay * 5
+        )
+        self.created.group_id = None
+        return f"deleted security group {group_id} in {self.region}"
+
+    def _remove_key_pair(self, progress: Progress) -> str | None:
+        name = self.created.key_pair
+        if name is None:
+            return None
+        keys.delete_key_pair(self.ec2, name, self.region)
+        self.created.key_pair = None
+        return f"deleted key pair {name} in {self.region}"
+
+    def _remove_files(self, progress: Progress) -> str | None:
+        removed = None
+        if self.created.key_file is not None:
+            if keys.remove_private_key(self.created.key_file):
+                removed = f"removed launch key file {self.created.key_file}"
+            self.created.key_file = None
+        if self.created.ssh_config is not None:
+            self.created.ssh_config.unlink(missing_ok=True)
+            self.created.ssh_config = None
+        return removed
+
+    def _kept_lines(self) -> list[str]:
+        region = self.region
+        created = self.created
+        lines = [f"{self.label}: kept everything of run {self.run_id} (--ami-keep)"]
+
+        if created.instance_id:
+            lines.append(f"instance {created.instance_id} in {region}")
+        if created.key_file and self._address:
+            user = self._login_user or "USER"
+            host, port = self._address
+            lines.append(f"reach it: ssh -i {created.key_file} -p {port} {user}@{host}")
+        elif created.key_file:
+            lines.append(f"launch key file {created.key_file}")
+
+        commands = []
+        if created.instance_id:
+            commands.append(
+                f"aws ec2 terminate-instances --region {region} "
+                f"--instance-ids {created.instance_id}"
+            )
+        if created.group_id:
+            commands.append(
+                f"aws ec2 delete-security-group --region {region} "
+                f"--group-id {created.group_id}"
+            )
+        if created.key_pair:
+            commands.append(
+                f"aws ec2 delete-key-pair --region {region} --key-name {created.key_pair}"
+            )
+        lines.append(
+            f"clean up: pytest --ami-cleanup --ami-region={region} "
+            f"(once they expire, {cleanup.LIFETIME} after launch), or now:"
+        )
+        lines.extend(f"  {command}" for command in commands)
+        if created.ssh_config is not None:
+            created.ssh_config.unlink(missing_ok=True)
+            created.ssh_config = None
+        return lines

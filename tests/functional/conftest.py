@@ -1,0 +1,149 @@
+"""One moto server for the functional tier, reset before every test.
+
+Every EC2 call in these tests goes through real boto3 to moto on loopback;
+nothing may reach AWS, so the endpoint, credentials and config files are all
+pinned here for the whole session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from pytest_amipolicy.settings import Settings
+from pytest_amipolicy.targets.ec2 import Ec2Target
+from tests.functional.sshfake import FakeSshServer
+
+REGION = "us-east-1"
+# Amazon Linux 2 (x86_64, hvm, ebs) from moto's built-in catalogue.
+AMAZON_LINUX_AMI = "ami-04e486878a41da19c"
+# A documentation address: the ingress range is only ever written into moto.
+TEST_CIDR = "203.0.113.7/32"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    empty = tmp_path_factory.mktemp("aws") / "empty"
+    empty.write_text("")
+    pinned = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": str(empty),
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        # No instance-role lookups to a link-local address either.
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_REGION"):
+            patch.delenv(name, raising=False)
+        for name, value in {**pinned, "AWS_ENDPOINT_URL": endpoint}.items():
+            patch.setenv(name, value)
+        yield endpoint
+
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_endpoint: str) -> str:
+    """A moto server in its initial state (default VPC, built-in AMIs)."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+    return moto_endpoint
+
+
+@pytest.fixture
+def ec2(moto: str) -> Any:
+    return boto3.client("ec2", region_name=REGION)
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Settings with timeouts short enough for a suite measured in seconds."""
+    return Settings(ingress_cidr=TEST_CIDR, boot_timeout=2.0, ssh_timeout=2.0)
+
+
+def _no_public_address_lookup() -> str:
+    raise AssertionError("tests must never look up the public address")
+
+
+@pytest.fixture
+def make_target(ec2: Any, settings: Settings) -> Iterator[Callable[..., Ec2Target]]:
+    """Build Ec2Targets on moto; every one is closed after the test."""
+    made: list[Ec2Target] = []
+
+    def make(
+        ami: str = AMAZON_LINUX_AMI,
+        settings: Settings = settings,
+        resolve_address: Callable[[dict[str, Any]], Any] | None = None,
+        client: Any = None,
+    ) -> Ec2Target:
+        target = Ec2Target(
+            ami,
+            settings,
+            resolve_address=resolve_address,
+            ec2=client or ec2,
+            public_address=_no_public_address_lookup,
+        )
+        made.append(target)
+        return target
+
+    yield make
+
+    for target in made:
+        with contextlib.suppress(Exception):
+            target.close(lambda line: None)
+
+
+@pytest.fixture
+def sshd() -> Iterator[FakeSshServer]:
+    server = FakeSshServer(users=("ec2-user",)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def boot_into(ec2: Any) -> Callable[[FakeSshServer], Callable[[dict[str, Any]], Any]]:
+    """Route the connect step to a fake sshd that holds the launch key, as
+    cloud-init would after a real boot."""
+
+    def route(server: FakeSshServer) -> Callable[[dict[str, Any]], Any]:
+        def resolve(instance: dict[str, Any]) -> tuple[str, int]:
+            pairs = ec2.describe_key_pairs(
+                KeyNames=[instance["KeyName"]], IncludePublicKey=True
+            )["KeyPairs"]
+            server.authorize(pairs[0]["PublicKey"])
+            return "127.0.0.1", server.port
+
+        return resolve
+
+    return route
+
+
+def cases_dir() -> Path:
+    configured = os.environ.get("AMIPOLICY_CASES")
+    if configured:
+        return Path(configured)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "cases"
+
+
+def load_case(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((cases_dir() / f"{name}.json").read_text())
+    return data
