@@ -1,0 +1,509 @@
+# pytest-amipolicy: gather the facts of a Linux machine in one round trip.
+#
+# POSIX sh (dash, busybox ash, bash). Run as root when possible:
+#     sudo -n sh -c "$SCRIPT" amipolicy [KEY=VALUE ...]
+#     sh linux.sh [KEY=VALUE ...]
+# Parameters (positional KEY=VALUE words, or the AMIPOLICY_* environment):
+#     mode=fast|updates|malware   which facts to print (default fast)
+#     user=NAME                   the login user (default $SUDO_USER or id -un)
+#     max_kb=N                    largest file the secrets scan reads (1024)
+#     roots=/a:/b                 extra directories the secrets scan covers
+#     mounts=1|0                  scan every real mount (1) or only roots (0)
+#     scan_timeout=SECONDS        deadline of the secrets scan (60)
+#     install=1|0                 malware mode may install ClamAV (0)
+# Output: for each section a line "@@amipolicy-begin NAME@@ COMMAND", the
+# output (stdout and stderr), then "@@amipolicy-end NAME STATUS@@". Secrets
+# never leave the machine: the scan prints kind, path, line and a sha256
+# fingerprint; shadow fields are reduced to what they mean.
+
+LC_ALL=C
+export LC_ALL
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+mode=${AMIPOLICY_MODE:-fast}
+user=${AMIPOLICY_USER:-}
+max_kb=${AMIPOLICY_MAX_KB:-1024}
+roots=${AMIPOLICY_ROOTS:-}
+mounts=${AMIPOLICY_MOUNTS:-1}
+scan_timeout=${AMIPOLICY_SCAN_TIMEOUT:-60}
+install=${AMIPOLICY_INSTALL:-0}
+for arg in "$@"; do
+    case $arg in
+    mode=*) mode=${arg#mode=} ;;
+    user=*) user=${arg#user=} ;;
+    max_kb=*) max_kb=${arg#max_kb=} ;;
+    roots=*) roots=${arg#roots=} ;;
+    mounts=*) mounts=${arg#mounts=} ;;
+    scan_timeout=*) scan_timeout=${arg#scan_timeout=} ;;
+    install=*) install=${arg#install=} ;;
+    esac
+done
+[ -n "$user" ] || user=${SUDO_USER:-$(id -un)}
+
+tmpd=$(mktemp -d 2>/dev/null || echo "/tmp/amipolicy.$$")
+mkdir -p "$tmpd" && chmod 700 "$tmpd"
+made_run_sshd=""
+cleanup() {
+    rm -rf "$tmpd"
+    [ -n "$made_run_sshd" ] && rmdir "$made_run_sshd" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+is_root() { [ "$(id -u)" = 0 ]; }
+have() { command -v "$1" >/dev/null 2>&1; }
+
+section() {
+    _name=$1
+    _cmd=$2
+    printf '@@amipolicy-begin %s@@ %s\n' "$_name" "$_cmd"
+    _out=$(eval "$_cmd" 2>&1)
+    _rc=$?
+    if [ -n "$_out" ]; then
+        case $_out in
+        *@@amipolicy-*) printf '%s\n' "$_out" | sed 's/^@@amipolicy-/ @@amipolicy-/' ;;
+        *) printf '%s\n' "$_out" ;;
+        esac
+    fi
+    printf '@@amipolicy-end %s %s@@\n' "$_name" "$_rc"
+}
+
+# cat the files that exist, each after a "@@file PATH@@" line; fails if none.
+dump() {
+    _found=1
+    for _f in "$@"; do
+        [ -f "$_f" ] || continue
+        printf '@@file %s@@\n' "$_f"
+        cat "$_f"
+        _found=0
+    done
+    return $_found
+}
+
+# ---------------------------------------------------------------- sshd
+
+sshd_bin=$(command -v sshd 2>/dev/null || { [ -x /usr/sbin/sshd ] && echo /usr/sbin/sshd; })
+sshd_extra=""
+scan_ctx="host=scanner.invalid,addr=203.0.113.10"
+
+prepare_sshd() {
+    [ -n "$sshd_bin" ] || return 0
+    _err=$("$sshd_bin" -T -C "user=root,$scan_ctx" 2>&1 >/dev/null) && return 0
+    # sshd -T wants the privilege separation directory that the service makes
+    _dir=$(printf '%s\n' "$_err" | tr -d '\r' | sed -n 's/^Missing privilege separation directory: //p')
+    if [ -n "$_dir" ] && is_root && mkdir -p "$_dir" 2>/dev/null; then
+        made_run_sshd=$_dir
+        "$sshd_bin" -T -C "user=root,$scan_ctx" >/dev/null 2>&1 && return 0
+    fi
+    # Without readable host keys sshd -T refuses to print anything; a
+    # throwaway key lets it evaluate the configuration all the same.
+    if have ssh-keygen && ssh-keygen -q -t ed25519 -N '' -f "$tmpd/hostkey" >/dev/null 2>&1; then
+        sshd_extra="-h $tmpd/hostkey"
+    fi
+}
+
+sshd_t() {
+    [ -n "$sshd_bin" ] || { echo "sshd: not installed"; return 127; }
+    # shellcheck disable=SC2086
+    "$sshd_bin" -T $sshd_extra -C "user=$1,$scan_ctx"
+}
+
+sshd_files() {
+    _seen=" "
+    _todo="/etc/ssh/sshd_config"
+    _depth=0
+    while [ -n "$_todo" ] && [ $_depth -lt 4 ]; do
+        _next=""
+        for _f in $_todo; do
+            case $_seen in *" $_f "*) continue ;; esac
+            [ -f "$_f" ] || continue
+            _seen="$_seen$_f "
+            echo "$_f"
+            _inc=$(awk 'tolower($1) == "include" { for (i = 2; i <= NF; i++) print $i }' "$_f")
+            for _p in $_inc; do
+                case $_p in /*) ;; *) _p="/etc/ssh/$_p" ;; esac
+                # the glob expands here, in lexical order, like sshd's
+                for _g in $_p; do _next="$_next $_g"; done
+            done
+        done
+        _todo=$_next
+        _depth=$((_depth + 1))
+    done
+}
+
+sshd_config() {
+    # shellcheck disable=SC2046
+    dump $(sshd_files)
+}
+
+# account lines "name uid home shell" for accounts with a usable shell or home
+key_accounts() {
+    awk -F: '{ print $1 "\t" $3 "\t" $6 "\t" $7 }' /etc/passwd | while IFS="$(printf '\t')" read -r n u h s; do
+        shell_ok=1
+        case $s in */nologin | */false | /bin/sync | /sbin/shutdown | /sbin/halt) shell_ok=0 ;; esac
+        [ -z "$s" ] || [ -x "$s" ] || shell_ok=0
+        home_ok=0
+        [ -n "$h" ] && [ -d "$h" ] && home_ok=1
+        [ $shell_ok = 1 ] || [ $home_ok = 1 ] || continue
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$u" "$h" "${s:-/bin/sh}" "$shell_ok" "$home_ok"
+    done
+}
+
+expand_akf() {
+    # $1 patterns, $2 user, $3 home: sshd's %% %u %h and home-relative paths
+    printf '%s\n' "$1" | awk -v u="$2" -v h="$3" '{
+        for (i = 1; i <= NF; i++) {
+            p = $i; out = ""
+            for (j = 1; j <= length(p); j++) {
+                c = substr(p, j, 1)
+                if (c == "%" && j < length(p)) {
+                    d = substr(p, j + 1, 1); j++
+                    if (d == "%") out = out "%"; else if (d == "u") out = out u
+                    else if (d == "h") out = out h; else out = out "%" d
+                } else out = out c
+            }
+            if (substr(out, 1, 1) != "/") out = h "/" out
+            print out
+        }
+    }'
+}
+
+authorized_keys() {
+    _global=$(sshd_t root 2>/dev/null | awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }')
+    _matches=0
+    # shellcheck disable=SC2046
+    grep -qiE '^[[:space:]]*match[[:space:]]' $(sshd_files) 2>/dev/null && _matches=1
+    [ -n "$_global" ] || { _global=".ssh/authorized_keys .ssh/authorized_keys2"; echo "@@akf-default@@"; }
+    key_accounts | while IFS="$(printf '\t')" read -r n u h s shell_ok home_ok; do
+        _akf=$_global
+        if [ $_matches = 1 ]; then
+            _akf=$(sshd_t "$n" 2>/dev/null | awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }')
+            [ -n "$_akf" ] || _akf=$_global
+        fi
+        printf '@@account %s %s %s %s shell=%s home=%s@@\n' "$n" "$u" "$h" "$s" "$shell_ok" "$home_ok"
+        printf '@@akf %s@@\n' "$_akf"
+        [ "$_akf" = none ] && continue
+        expand_akf "$_akf" "$n" "$h" | while read -r _f; do
+            if [ -f "$_f" ]; then
+                printf '@@keyfile %s@@\n' "$_f"
+                grep -n '' "$_f"
+            elif [ -e "$_f" ]; then
+                printf '@@keyfile-unreadable %s@@\n' "$_f"
+            fi
+        done
+    done
+}
+
+host_keys() {
+    _keys=$(sshd_t root 2>/dev/null | awk '$1 == "hostkey" { print $2 }' | grep -v "^$tmpd/")
+    for _k in $_keys /etc/ssh/ssh_host_*_key; do
+        [ -f "$_k" ] && echo "$_k"
+    done | sort -u | while read -r _k; do
+        stat -c 'hostkey %Y %W %n' "$_k"
+    done
+    echo "now $(date +%s)"
+    awk '$1 == "btime" { print "btime " $2 }' /proc/stat
+    echo "clk_tck $(getconf CLK_TCK 2>/dev/null || echo 100)"
+    sed 's/.*) //' /proc/1/stat | awk '{ print "pid1_start_ticks " $20 }'
+}
+
+# ---------------------------------------------------------------- accounts
+
+classify='function cls(f,  p, s) {
+    if (f == "") return "@blank"
+    if (f ~ /^[!*]/) return "@locked"
+    if (f == "x") return "@x"
+    if (f ~ /^\$[^$]+\$/) { split(f, p, "$"); s = p[2]; gsub(/[^0-9A-Za-z_-]/, "", s); return "@hash/" s }
+    if (length(f) == 13 && f ~ /^[.\/0-9A-Za-z]+$/) return "@hash/des"
+    if (length(f) == 20 && f ~ /^_[.\/0-9A-Za-z]+$/) return "@hash/bsdi"
+    return "@other"
+}'
+
+passwd_facts() { awk -F: -v OFS=: "$classify"' { $2 = cls($2); print }' /etc/passwd; }
+shadow_facts() { [ -r /etc/shadow ] || { echo "/etc/shadow: not readable"; return 1; }; awk -F: "$classify"' { print $1 ":" cls($2) }' /etc/shadow; }
+
+sudo_check() {
+    if [ "$user" = "$(id -un)" ]; then
+        sudo -n true
+    elif is_root; then
+        if have runuser; then runuser -u "$user" -- sudo -n true; else su -s /bin/sh -c 'sudo -n true' "$user"; fi
+    else
+        echo "cannot act as $user"
+        return 2
+    fi
+}
+
+remote_agents() {
+    for _b in teamviewer anydesk rustdesk x11vnc vncserver Xvnc Xtightvnc tigervncserver \
+        in.telnetd telnetd in.rshd rshd in.rlogind rlogind in.rexecd xrdp chrome-remote-desktop \
+        splashtop-streamer nxserver; do
+        _p=$(command -v "$_b" 2>/dev/null) && echo "binary $_b $_p"
+    done
+    for _d in /etc/systemd/system /lib/systemd/system /usr/lib/systemd/system; do
+        [ -d "$_d" ] || continue
+        find "$_d" -maxdepth 2 \( -name '*.service' -o -name '*.socket' \) 2>/dev/null
+    done | grep -iE 'teamviewer|anydesk|rustdesk|vnc|telnet|rsh|rlogin|rexec|xrdp|chrome-remote|splashtop|nxserver' |
+        while read -r _u; do
+            case $_u in
+            /etc/systemd/system/*.wants/*) echo "enabled $(basename "$_u") $_u" ;;
+            *) echo "unit $(basename "$_u") $_u" ;;
+            esac
+        done
+    for _f in /etc/inetd.conf /etc/xinetd.d/*; do
+        [ -f "$_f" ] || continue
+        grep -nHE '^[[:space:]]*(telnet|shell|login|exec|vnc)' "$_f" 2>/dev/null | sed 's/^/inetd /'
+        grep -nHiE '^[[:space:]]*disable[[:space:]]*=[[:space:]]*no' "$_f" 2>/dev/null | sed 's/^/xinetd /'
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------- secrets
+
+fp() { printf '%s' "$1" | sha256sum | cut -c1-16; }
+tab=$(printf '\t')
+
+scan_pattern='PRIVATE KEY|A[KS]IA[A-Z0-9]{16}|[Ss]ecret_?[Aa]ccess_?[Kk]ey|SECRET_ACCESS_KEY|gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10}'
+pseudo_fs='^(proc|sysfs|devtmpfs|devpts|tmpfs|cgroup2?|securityfs|pstore|debugfs|tracefs|configfs|fusectl|mqueue|hugetlbfs|bpf|autofs|binfmt_misc|nsfs|rpc_pipefs|efivarfs|ramfs|squashfs|nfs4?|cifs|9p|virtiofs|fuse\..*|overlay_placeholder)$'
+
+scan_files() {
+    {
+        if [ "$mounts" = 1 ]; then
+            awk -v re="$pseudo_fs" '$3 !~ re { print $2 }' /proc/mounts | sort -u | while read -r _m; do
+                _left=$((_deadline - $(date +%s)))
+                [ $_left -gt 0 ] || { : >"$tmpd/timeout"; break; }
+                _limit=""
+                have timeout && _limit="timeout $_left"
+                $_limit find "$_m" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
+                    -o -path /var/lib/apt/lists -o -path /var/cache -o -path /var/lib/dpkg \
+                    -o -path /usr/share/doc -o -path /usr/share/man -o -path /usr/share/locale \
+                    -o -path /usr/share/icons -o -path /usr/share/zoneinfo -o -path /usr/include \
+                    -o -path /usr/lib/modules -o -path /lib/modules -o -path /usr/src \
+                    -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
+                    -o -path /snap -o -path "$tmpd" \) -prune \
+                    -o -type f ! -size +"${max_kb}"k -print 2>/dev/null
+                [ $? = 124 ] && : >"$tmpd/timeout"
+            done
+        fi
+        _old_ifs=$IFS
+        IFS=:
+        for _r in $roots; do
+            [ -d "$_r" ] && find "$_r" -type f ! -size +"${max_kb}"k -print 2>/dev/null
+        done
+        IFS=$_old_ifs
+    } | sort -u | tr '\n' '\0' | xargs -0 -r grep -lIE -- "$scan_pattern" 2>/dev/null
+}
+
+report_matches() {
+    # $1 kind, $2 file, $3 grep -E pattern, $4 how many trailing chars are the secret (0: all)
+    grep -noE -- "$3" "$2" 2>/dev/null | while IFS= read -r _m; do
+        _line=${_m%%:*}
+        _val=${_m#*:}
+        if [ "$4" != 0 ]; then _val=$(printf '%s' "$_val" | sed "s/.*\\(.\\{$4\\}\\)\$/\\1/"); fi
+        printf '%s\t%s\t%s\t%s\t\n' "$1" "$2" "$_line" "$(fp "$_val")"
+    done
+}
+
+scan_secrets() {
+    _deadline=$(($(date +%s) + scan_timeout))
+    scan_files >"$tmpd/hits"
+    _rc=0
+    [ -f "$tmpd/timeout" ] && { echo "@@truncated after ${scan_timeout}s@@"; _rc=124; }
+    echo "@@scanned mounts=$mounts roots=$roots max_kb=$max_kb@@"
+    while IFS= read -r _f; do
+        grep -nE -- '-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----' "$_f" 2>/dev/null | while IFS=: read -r _line _rest; do
+            sed -n "${_line},/-----END .*PRIVATE KEY/p" "$_f" >"$tmpd/block"
+            # a header in source code or prose is not a key: a key has a body
+            grep -qE '^[[:space:]"'\'']*[A-Za-z0-9+/=]{40,}' "$tmpd/block" || continue
+            _kind=private-key
+            case $_rest in *ENCRYPTED*) _kind=encrypted-private-key ;; esac
+            grep -q 'Proc-Type: 4,ENCRYPTED' "$tmpd/block" && _kind=encrypted-private-key
+            _sum=$(sha256sum <"$tmpd/block" | cut -c1-16)
+            printf '%s\t%s\t%s\t%s\t\n' "$_kind" "$_f" "$_line" "$_sum"
+        done
+        grep -noE -- 'A[KS]IA[A-Z0-9]{16}' "$_f" 2>/dev/null | while IFS=: read -r _line _id; do
+            printf 'aws-access-key-id\t%s\t%s\t%s\t%s\n' "$_f" "$_line" "$(fp "$_id")" "$_id"
+        done
+        report_matches aws-secret-access-key "$_f" '([Aa][Ww][Ss]_?)?[Ss][Ee][Cc][Rr][Ee][Tt]_?[Aa][Cc][Cc][Ee][Ss][Ss]_?[Kk][Ee][Yy][^A-Za-z0-9/+]{1,8}[A-Za-z0-9/+]{40}' 40
+        report_matches token "$_f" 'gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10,}' 0
+    done <"$tmpd/hits"
+    for _h in $(awk -F: '{ print $6 }' /etc/passwd | sort -u) /root; do
+        [ -d "$_h" ] || continue
+        for _f in "$_h"/.*history "$_h"/.*_history "$_h"/.local/share/*/history; do
+            [ -f "$_f" ] || continue
+            report_matches history-secret "$_f" '(pass(word|wd)?|token|secret|api[_-]?key)[[:space:]]*[=:][[:space:]]*[^[:space:]]{4,}|(-p|--password[= ])[^[:space:]-][^[:space:]]{3,}|https?://[^/[:space:]:@]+:[^/[:space:]@]+@' 0
+        done
+        [ -f "$_h/.git-credentials" ] && report_matches git-credentials "$_h/.git-credentials" '.*://[^:]+:[^@]+@.*' 0
+        [ -f "$_h/.docker/config.json" ] && report_matches docker-auth "$_h/.docker/config.json" '"(auth|identitytoken)"[[:space:]]*:[[:space:]]*"[^"]+"' 0
+        [ -f "$_h/.netrc" ] && report_matches netrc "$_h/.netrc" 'password[[:space:]]+[^[:space:]]+' 0
+        [ -f "$_h/.pgpass" ] && report_matches pgpass "$_h/.pgpass" '^[^#].*:.*:.*:.*:.+' 0
+        [ -f "$_h/.aws/credentials" ] && echo "aws-credentials-file${tab}$_h/.aws/credentials${tab}0${tab}${tab}"
+    done
+    return $_rc
+}
+
+service_env() {
+    # AWS variables set for services, where an instance role should be used
+    for _f in /etc/environment /etc/default/* /etc/systemd/system/*.service /etc/systemd/system/*.d/*.conf \
+        /lib/systemd/system/*.service /usr/lib/systemd/system/*.service /etc/profile.d/*; do
+        [ -f "$_f" ] || continue
+        grep -noE -- '(AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)[[:space:]]*=[[:space:]]*["'\'']?[^"'\''[:space:]]+' "$_f" 2>/dev/null |
+            while IFS=: read -r _line _m; do
+                _var=${_m%%=*}
+                _val=$(printf '%s' "${_m#*=}" | sed "s/^[[:space:]\"']*//")
+                _id=""
+                case $_var in *ACCESS_KEY_ID*) _id=$_val ;; esac
+                printf 'aws-env\t%s\t%s\t%s\t%s\t%s\n' "$_f" "$_line" "$(fp "$_val")" "$_id" "$(echo "$_var" | tr -d ' ')"
+            done
+    done
+    return 0
+}
+
+region_refs() {
+    _dirs=""
+    for _d in /etc /opt /srv /usr/local/etc /usr/local/bin /var/lib/cloud/scripts; do
+        [ -d "$_d" ] && _dirs="$_dirs $_d"
+    done
+    # shellcheck disable=SC2086
+    find $_dirs -xdev -type f ! -size +"${max_kb}"k ! -path '*/doc/*' ! -path '*/man/*' ! -name '*.md' \
+        ! -name '*.txt' ! -name '*.html' ! -name 'README*' -print 2>/dev/null |
+        tr '\n' '\0' | xargs -0 -r grep -nIHoE -- \
+            'ami-[0-9a-f]{8}([0-9a-f]{9})?|[a-z0-9.-]*\.?(us|eu|ap|sa|ca|me|af|il|mx|cn)(-gov|-iso|-isob)?-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[0-9]\.?[a-z0-9.-]*' 2>/dev/null |
+        grep -v '/etc/ssh/ssh_host_' | head -n 500
+    return 0
+}
+
+mounts_facts() {
+    if have findmnt; then
+        echo "# findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS"
+        findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS
+    else
+        echo "# /proc/mounts"
+        cat /proc/mounts
+    fi
+}
+
+fscrypt_facts() {
+    have fscrypt || { echo "fscrypt: not installed"; return 0; }
+    fscrypt status 2>&1
+    return 0
+}
+
+# ---------------------------------------------------------------- slow facts
+
+check_updates() {
+    if have apt-get; then
+        echo "manager: apt"
+        _lists=/var/lib/apt/lists
+        _stale=$(find "$_lists" -maxdepth 1 -name '*Packages*' -mmin -720 2>/dev/null | head -n 1)
+        if [ -z "$_stale" ]; then
+            if is_root; then
+                apt-get update -qq >"$tmpd/refresh" 2>&1
+                _r=$?
+                echo "refresh: apt-get update (status $_r)"
+                sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
+                [ $_r = 0 ] || return $_r
+            else
+                echo "refresh: skipped, not root; package lists may be stale"
+            fi
+        else
+            echo "refresh: package lists are less than 12 hours old"
+        fi
+        apt-cache policy 2>/dev/null | awk '/^ *[0-9-]+ [a-z]+:\/\// { print "repo: " $2 " " $3 }' | sort -u
+        echo "command: apt-get -s -o Debug::NoLocking=1 dist-upgrade"
+        apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>&1 | grep -E '^(Inst |E: |W: )'
+        _r=$?
+        # grep found nothing: no pending upgrades, which is not an error
+        [ $_r -le 1 ] && return 0
+        return $_r
+    elif have dnf || have yum; then
+        _pm=dnf
+        have dnf || _pm=yum
+        echo "manager: $_pm"
+        $_pm -q repolist 2>&1 | sed 's/^/repo: /'
+        echo "command: $_pm -q updateinfo list security"
+        $_pm -q updateinfo list security 2>&1
+        return $?
+    elif have zypper; then
+        echo "manager: zypper"
+        zypper --non-interactive --quiet refresh >/dev/null 2>&1
+        zypper --non-interactive lr -u 2>&1 | sed 's/^/repo: /'
+        echo "command: zypper --non-interactive list-patches --category security"
+        zypper --non-interactive list-patches --category security 2>&1
+        return $?
+    fi
+    echo "manager: none found (apt, dnf, yum, zypper)"
+    return 127
+}
+
+scan_malware() {
+    if ! have clamscan && [ "$install" = 1 ] && is_root; then
+        echo "install: clamav (install=1)"
+        if have apt-get; then
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav >/dev/null 2>&1
+        elif have dnf; then
+            dnf -y -q install clamav clamav-update >/dev/null 2>&1
+        elif have yum; then
+            yum -y -q install clamav clamav-update >/dev/null 2>&1
+        elif have zypper; then
+            zypper --non-interactive -q install clamav >/dev/null 2>&1
+        fi
+        have freshclam && freshclam --quiet >/dev/null 2>&1
+    fi
+    if ! have clamscan; then
+        echo "skip: no malware scanner (clamscan) on the machine and install=$install"
+        return 77
+    fi
+    echo "scanner: $(clamscan --version 2>&1)"
+    have sigtool && for _db in /var/lib/clamav/daily.cld /var/lib/clamav/daily.cvd; do
+        [ -f "$_db" ] && sigtool --info "$_db" 2>/dev/null | sed -n 's/^Build time: /signatures: /p' && break
+    done
+    echo "command: clamscan -r -i --cross-fs=no --exclude-dir=^/(proc|sys|dev|run) /"
+    clamscan -r -i --no-summary --cross-fs=no --exclude-dir='^/(proc|sys|dev|run)' / >"$tmpd/clam" 2>&1
+    _r=$?
+    tail -n 200 "$tmpd/clam"
+    return $_r
+}
+
+# ---------------------------------------------------------------- main
+
+case $mode in
+updates)
+    section updates 'check_updates'
+    exit 0
+    ;;
+malware)
+    # status 0 clean, 1 infected files listed, 77 no scanner, other: failed
+    section malware 'scan_malware'
+    exit 0
+    ;;
+esac
+
+prepare_sshd
+section meta 'echo "uid=$(id -u) user=$user sshd_extra=${sshd_extra:+temporary-host-key} started=$(date +%s)"'
+section sudo 'sudo_check'
+section sudo-list 'sudo -n -l -U "$user"'
+section os-release 'cat /etc/os-release'
+section usr-lib-os-release 'cat /usr/lib/os-release'
+section system-release 'cat /etc/system-release'
+section redhat-release 'cat /etc/redhat-release'
+section lsb-release 'cat /etc/lsb-release'
+section uname 'uname -srm'
+section sshd-root 'sshd_t root'
+section sshd-login 'sshd_t "$user"'
+section sshd-user 'sshd_t amipolicy-nobody'
+section sshd-config 'sshd_config'
+section cloud-init 'grep -nHiE "^[[:space:]]*ssh_pwauth[[:space:]]*:" /etc/cloud/cloud.cfg /etc/cloud/cloud.cfg.d/*.cfg; test -d /etc/cloud'
+section passwd 'passwd_facts'
+section shadow 'shadow_facts'
+section authorized-keys 'authorized_keys'
+section host-keys 'host_keys'
+section secrets 'scan_secrets'
+section service-env 'service_env'
+section mounts 'mounts_facts'
+section lsblk 'lsblk -J -o NAME,TYPE,FSTYPE,MOUNTPOINT,PKNAME'
+section dmcrypt 'dmsetup table --target crypt'
+section fscrypt 'fscrypt_facts'
+section listeners 'ss -Hltnup'
+section remote-agents 'remote_agents'
+section region 'region_refs'
+section done 'echo "finished=$(date +%s)"'

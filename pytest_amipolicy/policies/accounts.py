@@ -1,0 +1,203 @@
+"""Account policies: passwords, sudo, and ways in other than the admin's.
+
+Password fields are judged by what they mean (blank, locked, a crypt hash) and
+only that meaning ever reaches the evidence: the gathering script reduces each
+field to a class before it leaves the machine.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pytest_amipolicy.catalogue import policy
+from pytest_amipolicy.facts import Facts, MissingFact, linux
+from pytest_amipolicy.verdicts import Evidence, Outcome, failed, passed, undecided
+
+FAMILY = "accounts"
+
+# Services a buyer did not ask for that let someone else in.
+REMOTE_AGENT = re.compile(
+    r"teamviewer|anydesk|rustdesk|vnc|telnet|rsh|rlogin|rexec|chrome-remote|"
+    r"splashtop|nxserver",
+    re.IGNORECASE,
+)
+# telnet, rexec/rlogin/rsh, VNC displays, TeamViewer, AnyDesk
+AGENT_PORTS = {23, 512, 513, 514, 5938, 7070} | set(range(5900, 5911))
+
+
+def _meaning(cls: str) -> str:
+    if cls == linux.BLANK:
+        return "blank (no password needed)"
+    if cls == linux.LOCKED:
+        return "locked"
+    if cls.startswith("@hash/"):
+        return f"usable password (crypt scheme {cls.split('/', 1)[1]})"
+    if cls == linux.SHADOWED:
+        return "in /etc/shadow"
+    return "not a valid hash (unusable)"
+
+
+def _classes_evidence(label: str, command: str, classes: dict[str, str]) -> Evidence:
+    lines = [f"{name}: {_meaning(cls)}" for name, cls in classes.items()]
+    return Evidence(label=label, command=command, output="\n".join(lines))
+
+
+@policy(
+    "ROOT-PASSWORD",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="root's password field is not blank",
+    remediation="Lock root's password ('passwd -l root' or 'usermod -p \"*\" root').",
+)
+def check_root_password(facts: Facts) -> Outcome:
+    try:
+        shadow = facts.section("shadow")
+        passwd = facts.section("passwd")
+    except MissingFact as error:
+        return undecided(f"the password files were not read: {error.why}")
+    if not shadow.ok:
+        return undecided(
+            "/etc/shadow could not be read", shadow.evidence("/etc/shadow")
+        )
+
+    root_passwd = next((a for a in linux.accounts(passwd) if a.name == "root"), None)
+    root_shadow = linux.shadow_classes(shadow).get("root")
+    classes = {"root (shadow)": root_shadow or "@other"}
+    if root_passwd:
+        classes["root (passwd)"] = root_passwd.password
+    evidence = _classes_evidence(
+        "root's password fields", "/etc/shadow, /etc/passwd", classes
+    )
+
+    if root_passwd and root_passwd.password == linux.BLANK:
+        return failed("root's /etc/passwd password field is blank", evidence)
+    if root_shadow is None and (
+        root_passwd is None or root_passwd.password == linux.SHADOWED
+    ):
+        return undecided("root has no /etc/shadow entry", evidence)
+    if root_shadow == linux.BLANK:
+        return failed("root's /etc/shadow password field is blank", evidence)
+    return passed(f"root's password is {_meaning(root_shadow or '')}", evidence)
+
+
+@policy(
+    "NO-PASSWORDS",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="no account has a usable or empty password",
+    remediation=(
+        "Lock every password ('passwd -l USER'); buyers log in with their own key pair."
+    ),
+)
+def check_no_passwords(facts: Facts) -> Outcome:
+    try:
+        shadow = facts.section("shadow")
+        passwd = facts.section("passwd")
+    except MissingFact as error:
+        return undecided(f"the password files were not read: {error.why}")
+    if not shadow.ok or not passwd.ok:
+        return undecided(
+            "/etc/shadow or /etc/passwd could not be read",
+            shadow.evidence("/etc/shadow", shadow.output[-500:]),
+        )
+
+    problems: list[str] = []
+    for account in linux.accounts(passwd):
+        # A field other than "x" in passwd is the password itself.
+        if account.password == linux.BLANK or linux.is_usable(account.password):
+            problems.append(
+                f"{account.name}: /etc/passwd field is {_meaning(account.password)}"
+            )
+    shadow_classes = linux.shadow_classes(shadow)
+    for name, cls in shadow_classes.items():
+        if cls == linux.BLANK or linux.is_usable(cls):
+            problems.append(f"{name}: /etc/shadow field is {_meaning(cls)}")
+
+    evidence = _classes_evidence(
+        "password field of every account", "/etc/shadow (classified)", shadow_classes
+    )
+    if problems:
+        return failed(
+            f"{len(problems)} account(s) can log in with a password or none: "
+            + "; ".join(problems),
+            evidence,
+            findings=tuple(problems),
+        )
+    return passed("every password is locked or not a valid hash", evidence)
+
+
+@policy(
+    "SUDO",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="the login user can become root through sudo",
+    remediation=(
+        "Install sudo and give the default login user passwordless sudo, e.g. "
+        "'USER ALL=(ALL) NOPASSWD:ALL' in /etc/sudoers.d/."
+    ),
+)
+def check_sudo(facts: Facts) -> Outcome:
+    try:
+        section = facts.section("sudo")
+    except MissingFact as error:
+        return undecided(f"sudo was not tried: {error.why}")
+
+    user = facts.login_user or "the login user"
+    evidence = [section.evidence(f"sudo -n true as {user}")]
+    if facts.has("sudo-list"):
+        evidence.append(facts.section("sudo-list").evidence(f"sudo rules of {user}"))
+    if section.ok:
+        return passed(f"{user} runs commands as root with sudo -n", *evidence)
+    if section.status == 127 or "not found" in section.output:
+        return failed("sudo is not installed", *evidence)
+    return failed(f"sudo -n refused {user}: {section.output.strip()[:200]}", *evidence)
+
+
+@policy(
+    "OUTSIDE-ACCESS",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="no extra root accounts and no remote-access agents beyond SSH admin access",
+    remediation=(
+        "Remove accounts with UID 0 other than root, and disable or uninstall "
+        "remote-access services (telnet, rsh, VNC, TeamViewer, AnyDesk...)."
+    ),
+)
+def check_outside_access(facts: Facts) -> Outcome:
+    try:
+        passwd = facts.section("passwd")
+    except MissingFact as error:
+        return undecided(f"/etc/passwd was not read: {error.why}")
+
+    problems = [
+        f"account {a.name} has UID 0"
+        for a in linux.accounts(passwd)
+        if a.uid == 0 and a.name != "root"
+    ]
+    evidence: list[Evidence] = []
+
+    if facts.has("remote-agents"):
+        agents = facts.section("remote-agents")
+        evidence.append(agents.evidence("remote-access software"))
+        for line in agents.output.splitlines():
+            kind, _, rest = line.partition(" ")
+            if kind in ("enabled", "inetd", "xinetd") and REMOTE_AGENT.search(rest):
+                problems.append(f"remote-access service {kind}: {rest}")
+
+    if facts.has("listeners"):
+        listeners = facts.section("listeners")
+        evidence.append(listeners.evidence("listening sockets (for review)"))
+        for line in listeners.output.splitlines():
+            fields = line.split()
+            local = fields[4] if len(fields) > 4 else ""
+            port = local.rsplit(":", 1)[-1]
+            if port.isdigit() and int(port) in AGENT_PORTS:
+                problems.append(
+                    f"listener on port {port} of a remote-access service: {line}"
+                )
+
+    if problems:
+        return failed("; ".join(problems), *evidence, findings=tuple(problems))
+    return passed(
+        "no extra UID 0 account and no remote-access agent enabled", *evidence
+    )

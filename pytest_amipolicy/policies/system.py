@@ -1,0 +1,420 @@
+"""System policies: updates, end of life, malware, filesystems, region ties."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import importlib.resources
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_amipolicy.catalogue import policy
+from pytest_amipolicy.facts import Facts, MissingFact
+from pytest_amipolicy.verdicts import (
+    Evidence,
+    Outcome,
+    failed,
+    not_applicable,
+    passed,
+    undecided,
+)
+
+FAMILY = "system"
+SUPPORTED_FS = {"ext2", "ext3", "ext4", "xfs", "vfat"}
+# Filesystems that live in memory, in the kernel or on the network: no disk.
+NOT_BLOCK = re.compile(
+    r"^(proc|sysfs|devtmpfs|devpts|tmpfs|ramfs|cgroup2?|securityfs|pstore|debugfs|"
+    r"tracefs|configfs|fusectl|mqueue|hugetlbfs|bpf|autofs|binfmt_misc|nsfs|"
+    r"rpc_pipefs|efivarfs|overlay|squashfs|nfs4?|cifs|9p|virtiofs|fuse(\..*)?)$"
+)
+
+
+# ---------------------------------------------------------------- EOL
+
+
+@dataclass(frozen=True)
+class Release:
+    family: str
+    release: str
+    end: datetime.date
+    source: str
+
+
+@functools.lru_cache(maxsize=1)
+def lifecycle() -> list[dict[str, Any]]:
+    text = (
+        importlib.resources.files("pytest_amipolicy")
+        .joinpath("data/lifecycle.json")
+        .read_text(encoding="utf-8")
+    )
+    entries: list[dict[str, Any]] = json.loads(text)["entries"]
+    return entries
+
+
+def _release(entry: dict[str, Any]) -> Release:
+    return Release(
+        entry["family"],
+        entry["release"],
+        datetime.date.fromisoformat(entry["end"]),
+        entry["source"],
+    )
+
+
+def os_release_fields(text: str) -> dict[str, str]:
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip().isidentifier():
+            try:
+                words = shlex.split(value)
+            except ValueError:
+                words = [value.strip("\"'")]
+            fields[key.strip()] = " ".join(words)
+    return fields
+
+
+def lookup(os_id: str, version: str, name: str = "") -> Release | None:
+    for entry in lifecycle():
+        match = entry["match"]
+        if os_id.lower() not in match.get("ids", []):
+            continue
+        if not re.search(match["version"], version):
+            continue
+        if "name" in match and not re.search(match["name"], name):
+            continue
+        return _release(entry)
+    return None
+
+
+def lookup_text(text: str) -> Release | None:
+    for entry in lifecycle():
+        pattern = entry["match"].get("text")
+        if pattern and re.search(pattern, text.strip()):
+            return _release(entry)
+    return None
+
+
+def lookup_windows(version: str) -> Release | None:
+    for entry in lifecycle():
+        wanted = entry["match"].get("windows_version")
+        if wanted and (version == wanted or version.startswith(wanted + ".")):
+            return _release(entry)
+    return None
+
+
+def identify(facts: Facts) -> tuple[Release | None, str, list[Evidence]]:
+    """The release in the lifecycle table, what the machine says it is, evidence."""
+    if facts.platform == "windows":
+        section = facts.section("windows")
+        try:
+            os_info = json.loads(section.output).get("os", {})
+        except ValueError:
+            return None, "unreadable Windows facts", [section.evidence("windows facts")]
+        said = f"{os_info.get('caption', '?')} {os_info.get('version', '?')}"
+        shown = Evidence("Windows version", section.command, said)
+        return lookup_windows(str(os_info.get("version", ""))), said, [shown]
+
+    evidence: list[Evidence] = []
+    for name in ("os-release", "usr-lib-os-release"):
+        if facts.has(name) and facts.section(name).ok:
+            section = facts.section(name)
+            fields = os_release_fields(section.output)
+            said = f"{fields.get('ID', '?')} {fields.get('VERSION_ID', '?')} ({fields.get('PRETTY_NAME', '')})"
+            evidence.append(section.evidence(name))
+            found = lookup(
+                fields.get("ID", ""),
+                fields.get("VERSION_ID", ""),
+                fields.get("NAME", ""),
+            )
+            return found, said, evidence
+
+    for name in ("system-release", "redhat-release"):
+        if facts.has(name) and facts.section(name).ok:
+            section = facts.section(name)
+            evidence.append(section.evidence(name))
+            return lookup_text(section.output), section.output.strip(), evidence
+
+    if facts.has("lsb-release") and facts.section("lsb-release").ok:
+        section = facts.section("lsb-release")
+        fields = os_release_fields(section.output)
+        evidence.append(section.evidence("lsb-release"))
+        os_id, version = fields.get("DISTRIB_ID", ""), fields.get("DISTRIB_RELEASE", "")
+        return lookup(os_id, version), f"{os_id} {version}", evidence
+
+    return (
+        None,
+        "no os-release, system-release, redhat-release or lsb-release",
+        evidence,
+    )
+
+
+@policy(
+    "EOL",
+    family=FAMILY,
+    platforms=("linux", "windows"),
+    summary="the operating system release still gets security updates on the check date",
+    remediation="Rebuild the image on a release that is still supported.",
+)
+def check_eol(facts: Facts) -> Outcome:
+    try:
+        release, said, evidence = identify(facts)
+    except MissingFact as error:
+        return undecided(f"the OS could not be identified: {error.why}")
+
+    if release is None:
+        return undecided(
+            f"the lifecycle table does not know this OS: {said}", *evidence
+        )
+
+    name = f"{release.family} {release.release}"
+    evidence.append(
+        Evidence(
+            "lifecycle table entry",
+            output=f"{name}: supported until {release.end}",
+            source=release.source,
+        )
+    )
+    if facts.check_date > release.end:
+        return failed(
+            f"{name} reached end of life on {release.end} (checked on {facts.check_date})",
+            *evidence,
+            findings=(name,),
+        )
+    return passed(f"{name} is supported until {release.end}", *evidence)
+
+
+# ---------------------------------------------------------------- UPDATES
+
+
+def pending_security(output: str) -> tuple[str, list[str]]:
+    """The package manager and the pending security updates it listed."""
+    manager = ""
+    pending = []
+    listing = False
+    for line in output.splitlines():
+        if line.startswith("manager: "):
+            manager = line.split()[1]
+        elif line.startswith("command: "):
+            listing = True
+        elif line.startswith("Inst ") and "security" in line.lower():
+            pending.append(line[5:])
+        elif (
+            listing
+            and manager in ("dnf", "yum")
+            and re.search(r"/Sec\.|\bsecurity\b", line)
+        ):
+            pending.append(line.strip())
+        elif (
+            listing
+            and manager == "zypper"
+            and "security" in line
+            and "| needed" in line
+        ):
+            pending.append(" ".join(line.split()))
+    return manager, pending
+
+
+@policy(
+    "UPDATES",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="no security update is pending from the OS package manager",
+    remediation="Apply all updates (apt-get dist-upgrade, dnf upgrade, zypper patch) and rebuild.",
+)
+def check_updates(facts: Facts) -> Outcome:
+    try:
+        section = facts.section("updates")
+    except MissingFact as error:
+        return undecided(f"pending updates could not be listed: {error.why}")
+
+    manager, pending = pending_security(section.output)
+    evidence = section.evidence("package manager, repositories and pending updates")
+    if not section.ok or not manager or manager == "none":
+        return undecided("the package manager failed or was not found", evidence)
+    if pending:
+        return failed(
+            f"{len(pending)} security update(s) pending from {manager}",
+            evidence,
+            findings=tuple(pending),
+        )
+    return passed(f"{manager} lists no pending security update", evidence)
+
+
+# ---------------------------------------------------------------- MALWARE
+
+
+@policy(
+    "MALWARE",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="a malware scan (ClamAV) finds nothing",
+    remediation="Remove the infected files listed and rebuild from a clean source.",
+)
+def check_malware(facts: Facts) -> Outcome:
+    try:
+        section = facts.section("malware")
+    except MissingFact as error:
+        return undecided(f"the malware scan could not run: {error.why}")
+
+    evidence = section.evidence("malware scan")
+    if section.status == 77:
+        reason = next(
+            (ln[6:] for ln in section.output.splitlines() if ln.startswith("skip: ")),
+            "no scanner",
+        )
+        return not_applicable(reason, evidence)
+    if section.status == 1:
+        found = tuple(ln for ln in section.output.splitlines() if ln.endswith(" FOUND"))
+        return failed(f"{len(found)} infected file(s) found", evidence, findings=found)
+    if not section.ok:
+        return undecided(f"the scanner failed with status {section.status}", evidence)
+    return passed("the malware scan found nothing", evidence)
+
+
+# ---------------------------------------------------------------- FILESYSTEMS
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str
+    source: str
+    fstype: str
+
+
+def _unescape(text: str) -> str:
+    return text.replace("\\x20", " ").replace("\\040", " ")
+
+
+def mounts(output: str) -> list[Mount]:
+    result = []
+    from_findmnt = output.startswith("# findmnt")
+    for line in output.splitlines():
+        fields = line.split()
+        if line.startswith("#") or len(fields) < 3:
+            continue
+        target, source = (
+            (fields[0], fields[1]) if from_findmnt else (fields[1], fields[0])
+        )
+        result.append(
+            Mount(
+                _unescape(target), _unescape(re.sub(r"\[.*\]$", "", source)), fields[2]
+            )
+        )
+    return result
+
+
+def _block_devices(lsblk: str) -> list[dict[str, Any]]:
+    try:
+        tree = json.loads(lsblk).get("blockdevices", [])
+    except ValueError:
+        return []
+    flat: list[dict[str, Any]] = []
+    todo = list(tree)
+    while todo:
+        device = todo.pop()
+        flat.append(device)
+        todo.extend(device.get("children") or [])
+    return flat
+
+
+@policy(
+    "FILESYSTEMS",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="block filesystems are ext2/3/4, xfs or vfat (LVM allowed) and none is encrypted",
+    remediation="Use ext4 or xfs, and leave encryption to EBS rather than LUKS, dm-crypt or fscrypt.",
+)
+def check_filesystems(facts: Facts) -> Outcome:
+    try:
+        section = facts.section("mounts")
+    except MissingFact as error:
+        return undecided(f"mounts were not listed: {error.why}")
+    if not section.ok:
+        return undecided("mounts could not be listed", section.evidence())
+
+    problems: list[str] = []
+    notes: list[str] = []
+    for mount in mounts(section.output):
+        if mount.fstype == "overlay" and mount.target == "/":
+            notes.append(
+                "root is an overlay (a container): its type rule does not apply"
+            )
+        if NOT_BLOCK.match(mount.fstype) or not mount.source.startswith("/dev/"):
+            continue
+        if mount.fstype not in SUPPORTED_FS:
+            problems.append(f"{mount.target} is {mount.fstype} on {mount.source}")
+
+    evidence = [section.evidence("mounted filesystems")]
+    if facts.has("lsblk"):
+        lsblk = facts.section("lsblk")
+        evidence.append(lsblk.evidence("block devices"))
+        for device in _block_devices(lsblk.output):
+            if device.get("fstype") == "crypto_LUKS" or device.get("type") == "crypt":
+                problems.append(
+                    f"{device.get('name')} is encrypted ({device.get('fstype') or device.get('type')})"
+                )
+    if facts.has("dmcrypt"):
+        dm = facts.section("dmcrypt")
+        lines = [ln for ln in dm.output.splitlines() if " crypt " in ln]
+        if dm.ok and lines:
+            problems += [f"dm-crypt target {ln.split(':')[0]}" for ln in lines]
+            evidence.append(dm.evidence("dm-crypt targets"))
+    if facts.has("fscrypt"):
+        fs = facts.section("fscrypt")
+        rows = [
+            ln
+            for ln in fs.output.splitlines()
+            if ln.startswith("/") and ln.split()[-1:] == ["Yes"]
+        ]
+        problems += [f"fscrypt is set up on {r.split()[0]}" for r in rows]
+
+    if notes:
+        evidence.append(Evidence("notes", output="\n".join(notes)))
+    if problems:
+        return failed(
+            "; ".join(sorted(set(problems))),
+            *evidence,
+            findings=tuple(sorted(set(problems))),
+        )
+    return passed(
+        "every block filesystem has a supported type and none is encrypted", *evidence
+    )
+
+
+# ---------------------------------------------------------------- REGION-AGNOSTIC
+
+
+@policy(
+    "REGION-AGNOSTIC",
+    family=FAMILY,
+    platforms=("linux",),
+    summary="no region-specific endpoint or AMI id is written into configuration",
+    remediation=(
+        "Look the region up at run time (instance metadata) instead of writing "
+        "region names, regional endpoints or AMI ids into configuration."
+    ),
+)
+def check_region_agnostic(facts: Facts) -> Outcome:
+    try:
+        section = facts.section("region")
+    except MissingFact as error:
+        return undecided(f"configuration was not searched: {error.why}")
+
+    hits = [line for line in section.output.splitlines() if line.count(":") >= 2]
+    evidence = section.evidence(
+        "region names and AMI ids in configuration (for review)"
+    )
+    if not section.ok:
+        return undecided("the configuration search failed", evidence)
+    if hits:
+        return failed(
+            f"{len(hits)} region-specific reference(s) in configuration, for review",
+            evidence,
+            findings=tuple(hits),
+        )
+    return passed(
+        "no region name, regional endpoint or AMI id in configuration", evidence
+    )
