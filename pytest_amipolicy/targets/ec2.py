@@ -363,10 +363,11 @@ class Ec2Target(Target):
                 "expire, or delete them with the aws cli"
             )
             incomplete.removed = removed  # type: ignore[attr-defined]
-            if interrupted is not None:
-                raise incomplete from interrupted
-            raise incomplete
+            if interrupted is None:
+                raise incomplete
+            logger.error("%s", incomplete)
         if interrupted is not None:
+            # The user asked to stop: that wins over reporting what is left.
             raise interrupted
         return removed
 

@@ -12,12 +12,17 @@ import io
 import logging
 import socket
 import threading
+import time
 
 import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 logger = logging.getLogger(__name__)
+
+# The admin-port probe connects and hangs up without a banner; paramiko logs
+# that at ERROR from its server thread, which is noise here.
+logging.getLogger("paramiko.transport").setLevel(logging.CRITICAL)
 
 
 def _host_key() -> paramiko.PKey:
@@ -61,6 +66,9 @@ class _Interface(paramiko.ServerInterface):
 
 
 def _answer(channel: paramiko.Channel, command: str) -> None:
+    # The exec request is acknowledged only after check_channel_exec_request
+    # returns; answering before that could overtake the acknowledgement.
+    time.sleep(0.02)
     words = command.split()
     if words == ["true"]:
         status, output = 0, ""
@@ -89,6 +97,7 @@ class FakeSshServer:
         self.port: int = self._socket.getsockname()[1]
         self._stopping = threading.Event()
         self._transports: list[paramiko.Transport] = []
+        self._channels_open: list[paramiko.Channel] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
     def authorize(self, public_line: str) -> None:
@@ -119,9 +128,12 @@ class FakeSshServer:
             ).start()
 
     def _channels(self, transport: paramiko.Transport) -> None:
-        # Channels must be accepted for the exec requests to reach the interface.
+        # Accepted channels are kept: paramiko closes a channel that is
+        # garbage collected, before its exec request arrives.
         while transport.is_active() and not self._stopping.is_set():
-            transport.accept(timeout=0.2)
+            channel = transport.accept(timeout=0.2)
+            if channel is not None:
+                self._channels_open.append(channel)
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stopping.set()
