@@ -1,0 +1,399 @@
+"""Boot a root tree in a container and wait until its launch key lets us in.
+
+:func:`booted` gives a root tree the first boot of an EC2 instance: a fresh
+instance id, the launch key handed to cloud-init (through a NoCloud seed, where
+EC2 uses its metadata service), and a private network address to reach SSH on.
+The tree is booted by ``systemd-nspawn`` on a throwaway overlay, so the tree
+itself is never changed, and everything the boot created is removed on the way
+out: on success, on error, on Ctrl-C and when pytest is sent SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from pytest_amipolicy.errors import ImageError
+from pytest_amipolicy.imaging.network import Network, private_network
+from pytest_amipolicy.imaging.overlay import overlay
+from pytest_amipolicy.imaging.source import require_boot_tools
+
+logger = logging.getLogger(__name__)
+
+SSH_PORT = 22
+CONSOLE_TAIL_LINES = 15
+POWEROFF_TIMEOUT = 10.0
+
+# Laid over the image at boot only. The seed sits in NoCloud's directory, so
+# cloud-init must look there whatever datasources the image lists, and the
+# namespace's address is already set, so cloud-init must not manage the network.
+HARNESS_CLOUD_CONFIG = """\
+# Written by pytest-amipolicy for a local test boot; not part of the image.
+datasource_list: [NoCloud, None]
+network:
+  config: disabled
+"""
+
+
+@dataclass(frozen=True)
+class BootedMachine:
+    """A container booted from an image, reachable over SSH with the launch key."""
+
+    name: str
+    address: str
+    port: int
+    login_user: str
+    merged: Path
+    boot_time: float
+    instance_id: str
+    console_log: Path
+
+
+@contextmanager
+def booted(
+    root: Path,
+    *,
+    login_user: str,
+    public_key: str,
+    prepare: Callable[[Path], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = 60,
+) -> Iterator[BootedMachine]:
+    """Boot ``root`` in a container and yield it once ``login_user`` can log in.
+
+    ``prepare`` is called with the merged root before the boot, to lay faults
+    over the image; ``progress`` receives one-line messages for the terminal.
+    """
+    require_boot_tools()
+    started = time.monotonic()
+
+    with ExitStack() as stack:
+        # Cleanup must also run when pytest is terminated, not only on return.
+        _register(stack)
+        stack.callback(_unregister, stack)
+
+        merged = stack.enter_context(overlay(root))
+        if prepare is not None:
+            prepare(merged)
+
+        instance_id = f"i-{uuid.uuid4().hex[:17]}"
+        _write_seed(merged, instance_id, login_user, public_key)
+
+        network = stack.enter_context(private_network())
+        name = f"amipolicy-{network.slot}-{os.getpid()}"
+        scratch = Path(tempfile.mkdtemp(prefix="amipolicy-console-"))
+        console_log = scratch / "console.log"
+
+        _report(progress, f"booting {root} as {name} at {network.address}")
+        process = _start(merged, name, network, console_log)
+        stack.callback(_remove_scratch, scratch)
+        stack.callback(_stop, process, name)
+
+        _wait_for_login(
+            process,
+            network.address,
+            merged,
+            instance_id,
+            login_user,
+            public_key,
+            console_log,
+            started + timeout,
+        )
+        boot_time = time.monotonic() - started
+        _report(progress, f"{name} answers SSH after {boot_time:.1f} s")
+
+        yield BootedMachine(
+            name=name,
+            address=network.address,
+            port=SSH_PORT,
+            login_user=login_user,
+            merged=merged,
+            boot_time=boot_time,
+            instance_id=instance_id,
+            console_log=console_log,
+        )
+
+        _report(progress, f"tearing down {name}")
+
+
+def _report(progress: Callable[[str], None] | None, message: str) -> None:
+    logger.info("%s", message)
+    if progress is not None:
+        progress(message)
+
+
+def _write_seed(
+    merged: Path, instance_id: str, login_user: str, public_key: str
+) -> None:
+    seed = merged / "var/lib/cloud/seed/nocloud"
+    seed.mkdir(parents=True, exist_ok=True)
+
+    (seed / "meta-data").write_text(
+        f"instance-id: {instance_id}\nlocal-hostname: {instance_id}\n",
+        encoding="utf-8",
+    )
+
+    # The key goes to the login user only: given as that user's key it merges
+    # into the image's default user when the names match, and root gets no copy
+    # (a top-level ssh_authorized_keys would also be written, command-wrapped,
+    # into root's authorized_keys).
+    key = public_key.strip().replace('"', "")
+    (seed / "user-data").write_text(
+        "#cloud-config\n"
+        "users:\n"
+        "  - default\n"
+        f"  - name: {login_user}\n"
+        "    ssh_authorized_keys:\n"
+        f'      - "{key}"\n',
+        encoding="utf-8",
+    )
+
+    dropins = merged / "etc/cloud/cloud.cfg.d"
+    dropins.mkdir(parents=True, exist_ok=True)
+    (dropins / "99-amipolicy-boot.cfg").write_text(
+        HARNESS_CLOUD_CONFIG, encoding="utf-8"
+    )
+
+
+def _start(
+    merged: Path, name: str, network: Network, console_log: Path
+) -> subprocess.Popen[bytes]:
+    command = [
+        "systemd-nspawn",
+        "--quiet",
+        "--boot",
+        f"--directory={merged}",
+        f"--machine={name}",
+        # There is no system bus to register with or to create a scope on.
+        "--register=no",
+        "--keep-unit",
+        f"--network-namespace-path={network.namespace_path}",
+        # Leave the image's own resolver, clock zone and journal as shipped.
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--link-journal=no",
+        "--console=read-only",
+    ]
+    logger.debug("running %s", command)
+
+    with open(console_log, "wb") as log:
+        # A session of its own, so a Ctrl-C at the terminal reaches pytest only
+        # and the teardown below decides how the container stops.
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_for_login(
+    process: subprocess.Popen[bytes],
+    address: str,
+    merged: Path,
+    instance_id: str,
+    login_user: str,
+    public_key: str,
+    console_log: Path,
+    deadline: float,
+) -> None:
+    key_body = public_key.split()[1] if len(public_key.split()) > 1 else public_key
+    instance = merged / "var/lib/cloud/instances" / instance_id
+    # boot-finished is written by the final_message module; images that trim
+    # it still run set_passwords, the last step that may restart sshd.
+    markers = (instance / "boot-finished", instance / "sem/config_set_passwords")
+
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ImageError(
+                f"the container exited with status {process.returncode} during "
+                f"boot; console: {_console_tail(console_log)}"
+            )
+
+        # cloud-init restarts sshd when it changes its configuration, so the
+        # machine is ready only once its last stage is done, the key is in
+        # place and sshd answers.
+        if (
+            any(marker.exists() for marker in markers)
+            and _has_key(merged, login_user, key_body)
+            and _ssh_banner(address)
+        ):
+            return
+
+        time.sleep(0.2)
+
+    raise ImageError(
+        f"the container did not accept SSH logins for {login_user!r} within "
+        f"the boot timeout; check the login user name; console: "
+        f"{_console_tail(console_log)}"
+    )
+
+
+def _has_key(merged: Path, login_user: str, key_body: str) -> bool:
+    home = _home_of(merged, login_user)
+    if home is None:
+        return False
+
+    keys = merged / home.lstrip("/") / ".ssh/authorized_keys"
+    try:
+        return key_body in keys.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+def _home_of(merged: Path, user: str) -> str | None:
+    try:
+        lines = (merged / "etc/passwd").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+
+    for line in lines:
+        fields = line.split(":")
+        if len(fields) >= 6 and fields[0] == user:
+            return fields[5]
+
+    return None
+
+
+def _ssh_banner(address: str) -> bool:
+    try:
+        with socket.create_connection((address, SSH_PORT), timeout=1) as sock:
+            sock.settimeout(2)
+            return sock.recv(256).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _console_tail(console_log: Path) -> str:
+    try:
+        text = console_log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "(no console output)"
+
+    # The console is coloured; escapes would only clutter a one-line message.
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " | ".join(lines[-CONSOLE_TAIL_LINES:]) or "(no console output)"
+
+
+def _stop(process: subprocess.Popen[bytes], name: str) -> None:
+    if process.poll() is None:
+        # nspawn turns SIGTERM into an orderly poweroff of the container.
+        process.terminate()
+        try:
+            process.wait(POWEROFF_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not power off in time; killing it", name)
+
+    # Without a scope unit nothing else would reap the container's processes:
+    # killing the container's PID 1 ends its whole PID namespace.
+    for pid in _descendants(process.pid):
+        _kill(pid)
+    _kill(process.pid)
+    process.wait()
+    logger.debug("container %s stopped", name)
+
+
+def _descendants(pid: int) -> list[int]:
+    found = []
+    pending = [pid]
+
+    while pending:
+        parent = pending.pop()
+        for child in _children(parent):
+            found.append(child)
+            pending.append(child)
+
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return children
+
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
+                children += [int(child) for child in f.read().split()]
+        except OSError:
+            continue
+
+    return children
+
+
+def _kill(pid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _remove_scratch(scratch: Path) -> None:
+    for item in scratch.iterdir():
+        item.unlink()
+    scratch.rmdir()
+
+
+# Cleanup on SIGTERM and at interpreter exit. The handler raises
+# KeyboardInterrupt, so every active booted() unwinds through its ExitStack as
+# on Ctrl-C and pytest runs its fixture finalizers; atexit catches stacks that
+# were never unwound (a generator left unclosed).
+_active: list[ExitStack] = []
+_lock = threading.Lock()
+_handlers_installed = False
+
+
+def _register(stack: ExitStack) -> None:
+    global _handlers_installed
+
+    with _lock:
+        _active.append(stack)
+        if _handlers_installed:
+            return
+
+        atexit.register(_close_all)
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        ):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        _handlers_installed = True
+
+
+def _unregister(stack: ExitStack) -> None:
+    with _lock:
+        if stack in _active:
+            _active.remove(stack)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    logger.warning("terminated: tearing down booted containers")
+    raise KeyboardInterrupt
+
+
+def _close_all() -> None:
+    with _lock:
+        stacks = list(_active)
+
+    for stack in reversed(stacks):
+        try:
+            stack.close()
+        except Exception:
+            logger.exception("cleanup of a booted container failed")

@@ -1,0 +1,500 @@
+"""The imaging package on real images: build, open, boot, log in, tear down."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from pytest_amipolicy.errors import ImageError
+from pytest_amipolicy.imaging.boot import BootedMachine, booted
+from pytest_amipolicy.imaging.build import build_debian_image
+from pytest_amipolicy.imaging.source import open_image
+from tests.integration.conftest import LaunchKey
+from tests.support.cases import lay_case, load_cases
+
+pytestmark = pytest.mark.integration
+
+BOOT_TIME_GOAL = 15.0
+
+
+def run(machine: BootedMachine, key: LaunchKey, command: str) -> tuple[int, str]:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(
+        machine.address,
+        port=machine.port,
+        username=machine.login_user,
+        pkey=key.pkey,
+        look_for_keys=False,
+        allow_agent=False,
+        timeout=10,
+    )
+
+    try:
+        _, stdout, stderr = client.exec_command(command, timeout=30)
+        output = stdout.read().decode() + stderr.read().decode()
+        return stdout.channel.recv_exit_status(), output
+    finally:
+        client.close()
+
+
+def manifest(root: Path) -> str:
+    """Hash of every path's name, type, mode, owner, size and mtime under root."""
+    digest = hashlib.sha256()
+
+    for directory, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            path = os.path.join(directory, name)
+            info = os.lstat(path)
+            digest.update(
+                f"{path}:{info.st_mode}:{info.st_uid}:{info.st_size}:"
+                f"{info.st_mtime_ns}\n".encode()
+            )
+
+    return digest.hexdigest()
+
+
+def traces(machine_name: str, slot_name: str, merged: Path) -> list[str]:
+    """What of one boot is still visible on the host: mounts, network, processes."""
+    found = []
+
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        found += [line for line in mounts if str(merged.parent) in line]
+
+    if Path("/run/netns", slot_name).exists():
+        found.append(f"netns {slot_name}")
+    host_link = slot_name.replace("-", "")
+    if Path("/sys/class/net", host_link).exists():
+        found.append(f"link {host_link}")
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if machine_name.encode() in cmdline:
+            found.append(f"process {pid}")
+
+    return found
+
+
+def slot_of(machine: BootedMachine) -> str:
+    return f"amipolicy-{machine.address.split('.')[2]}"
+
+
+@pytest.fixture(scope="module")
+def machine(debian_image: Path, launch_key: LaunchKey) -> Iterator[BootedMachine]:
+    with booted(debian_image, login_user="admin", public_key=launch_key.public) as m:
+        yield m
+
+
+# Building and the cache
+
+
+def test_the_image_is_served_from_the_cache_once_built(debian_image: Path) -> None:
+    started = time.monotonic()
+    again = build_debian_image()
+    elapsed = time.monotonic() - started
+
+    assert again == debian_image
+    assert elapsed < 1.0
+
+
+def test_the_pristine_image_is_prepared_as_a_careful_seller_ships_it(
+    debian_image: Path,
+) -> None:
+    shadow = (debian_image / "etc/shadow").read_text().splitlines()
+    root_password = next(line for line in shadow if line.startswith("root:"))
+    cloud = (debian_image / "etc/cloud/cloud.cfg.d/90-amipolicy-image.cfg").read_text()
+
+    assert not list((debian_image / "etc/ssh").glob("ssh_host_*"))
+    assert (debian_image / "etc/machine-id").read_text() == ""
+    assert root_password.split(":")[1] in ("*", "!")
+    assert not (debian_image / "root/.ssh").exists()
+    assert not list((debian_image / "home").iterdir())
+    assert "name: admin" in cloud and "datasource_list: [NoCloud, None]" in cloud
+    assert (debian_image / "etc/ssh/sshd_config.d/50-marketplace.conf").exists()
+    assert list((debian_image / "var/lib/apt/lists").glob("*_Packages"))
+
+
+# Booting and logging in
+
+
+def test_the_login_user_gets_in_with_the_launch_key_and_sudo(
+    machine: BootedMachine, launch_key: LaunchKey
+) -> None:
+    status, output = run(machine, launch_key, "id -un && sudo -n true && echo sudo-ok")
+
+    assert status == 0, output
+    assert output.split() == ["admin", "sudo-ok"]
+
+
+def test_boot_to_ssh_meets_the_goal(machine: BootedMachine) -> None:
+    assert machine.boot_time < BOOT_TIME_GOAL
+
+
+def test_host_keys_are_made_at_first_boot_not_shipped(
+    machine: BootedMachine, launch_key: LaunchKey, debian_image: Path
+) -> None:
+    status, _ = run(machine, launch_key, "test -s /etc/ssh/ssh_host_ed25519_key")
+
+    assert status == 0
+    assert not (debian_image / "etc/ssh/ssh_host_ed25519_key").exists()
+
+
+def test_the_launch_key_lands_only_in_the_login_users_authorized_keys(
+    machine: BootedMachine, launch_key: LaunchKey
+) -> None:
+    key_body = launch_key.public.split()[1]
+
+    _, login_keys = run(machine, launch_key, "cat ~/.ssh/authorized_keys")
+    _, root_keys = run(machine, launch_key, "sudo -n cat /root/.ssh/authorized_keys")
+
+    assert key_body in login_keys
+    assert key_body not in root_keys
+
+
+def test_the_pristine_tree_is_unchanged_by_a_boot(
+    debian_image: Path, launch_key: LaunchKey
+) -> None:
+    before = manifest(debian_image)
+
+    with booted(debian_image, login_user="admin", public_key=launch_key.public) as m:
+        run(m, launch_key, "sudo -n touch /etc/written-inside")
+
+    assert manifest(debian_image) == before
+
+
+def test_files_laid_by_prepare_are_visible_inside(
+    debian_image: Path, launch_key: LaunchKey
+) -> None:
+    def prepare(root: Path) -> None:
+        (root / "etc/amipolicy-fault").write_text("laid before boot\n")
+
+    with booted(
+        debian_image,
+        login_user="admin",
+        public_key=launch_key.public,
+        prepare=prepare,
+    ) as m:
+        status, output = run(m, launch_key, "cat /etc/amipolicy-fault")
+
+    assert status == 0
+    assert output == "laid before boot\n"
+    assert not (debian_image / "etc/amipolicy-fault").exists()
+
+
+def test_two_machines_boot_at_the_same_time(
+    debian_image: Path, launch_key: LaunchKey
+) -> None:
+    machines: list[BootedMachine] = []
+    errors: list[BaseException] = []
+    ready = threading.Barrier(3)
+    done = threading.Event()
+
+    def boot_one() -> None:
+        try:
+            with booted(
+                debian_image, login_user="admin", public_key=launch_key.public
+            ) as m:
+                machines.append(m)
+                ready.wait()
+                done.wait(60)
+        except BaseException as error:
+            errors.append(error)
+            ready.abort()
+
+    threads = [threading.Thread(target=boot_one) for _ in range(2)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+
+    try:
+        ready.wait(120)
+        both_up = time.monotonic() - started
+        outputs = [run(m, launch_key, "hostname")[1] for m in machines]
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(60)
+
+    assert not errors
+    assert len({m.address for m in machines}) == 2
+    assert outputs[0] != outputs[1]
+    assert both_up < 2 * BOOT_TIME_GOAL
+
+
+def test_nothing_is_left_after_a_boot_even_when_the_body_raises(
+    debian_image: Path, launch_key: LaunchKey
+) -> None:
+    seen: list[BootedMachine] = []
+
+    with (
+        pytest.raises(RuntimeError, match="inside"),
+        booted(debian_image, login_user="admin", public_key=launch_key.public) as m,
+    ):
+        seen.append(m)
+        assert traces(m.name, slot_of(m), m.merged)
+        raise RuntimeError("failure inside the boot")
+
+    m = seen[0]
+    assert traces(m.name, slot_of(m), m.merged) == []
+    assert not m.merged.parent.exists()
+
+
+def test_a_machine_that_never_answers_ssh_raises_with_the_console_tail(
+    debian_image: Path, launch_key: LaunchKey
+) -> None:
+    def break_sshd(root: Path) -> None:
+        (root / "etc/systemd/system/ssh.service").symlink_to("/dev/null")
+
+    with (
+        pytest.raises(ImageError, match="did not accept SSH.*console: .*"),
+        booted(
+            debian_image,
+            login_user="admin",
+            public_key=launch_key.public,
+            prepare=break_sshd,
+            timeout=12,
+        ),
+    ):
+        pass
+
+
+def test_a_raw_disk_image_of_the_debian_tree_boots_from_a_read_only_mount(
+    debian_image: Path, launch_key: LaunchKey, tmp_path: Path
+) -> None:
+    image = tmp_path / "debian.raw"
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-d", str(debian_image), str(image), "1200M"],
+        check=True,
+    )
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+
+    with (
+        open_image(image) as root,
+        booted(root, login_user="admin", public_key=launch_key.public) as m,
+    ):
+        status, output = run(m, launch_key, "sudo -n cat /etc/debian_version")
+
+    assert status == 0, output
+    assert output.startswith("12.")
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
+    assert loops_of(image) == ""
+
+
+# Opening images from disk
+
+
+@pytest.fixture
+def tiny_tree(tmp_path: Path) -> Path:
+    """A stand-in OS tree: enough for open_image to recognise, not to boot."""
+    root = tmp_path / "tree"
+    for name in ("etc/os-release", "lib/systemd/systemd", "usr/sbin/sshd"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("ID=debian\n" if "release" in name else "")
+    (root / "sbin").mkdir()
+    (root / "sbin/init").symlink_to("/lib/systemd/systemd")
+
+    return root
+
+
+def mounts_under(directory: str) -> list[str]:
+    with open("/proc/self/mounts", encoding="utf-8") as mounts:
+        return [line for line in mounts if directory in line]
+
+
+def loops_of(image: Path) -> str:
+    result = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "BACK-FILE"],
+        capture_output=True,
+        text=True,
+    )
+
+    return "\n".join(line for line in result.stdout.splitlines() if str(image) in line)
+
+
+def test_a_directory_opens_as_itself(tiny_tree: Path) -> None:
+    with open_image(tiny_tree) as root:
+        assert root == tiny_tree.resolve()
+
+
+@pytest.mark.parametrize("compression", ["", "gz", "xz"])
+def test_a_tar_archive_opens_extracted_and_is_removed_after(
+    tiny_tree: Path, tmp_path: Path, compression: str
+) -> None:
+    archive = tmp_path / f"image.tar{'.' + compression if compression else ''}"
+    with tarfile.open(archive, f"w:{compression}") as tar:
+        tar.add(tiny_tree, arcname=".")
+
+    with open_image(archive) as root:
+        assert (root / "usr/sbin/sshd").exists()
+        extracted = root
+
+    assert not extracted.exists()
+
+
+def test_a_bare_ext4_image_opens_read_only_and_is_detached_after(
+    tiny_tree: Path, tmp_path: Path
+) -> None:
+    image = tmp_path / "root.ext4"
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-d", str(tiny_tree), str(image), "16M"], check=True
+    )
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+
+    with open_image(image) as root:
+        assert (root / "etc/os-release").read_text() == "ID=debian\n"
+        with pytest.raises(OSError):
+            (root / "etc/written").write_text("x")
+        mountpoint = root
+
+    assert mounts_under(str(mountpoint)) == []
+    assert loops_of(image) == ""
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
+
+
+def test_a_partitioned_disk_image_opens_its_root_partition(
+    tiny_tree: Path, tmp_path: Path
+) -> None:
+    if shutil.which("sfdisk") is None:
+        pytest.skip("partitioning a test disk needs sfdisk (apt-get install fdisk)")
+
+    image = tmp_path / "disk.raw"
+    filesystem = tmp_path / "part.ext4"
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-d", str(tiny_tree), str(filesystem), "16M"],
+        check=True,
+    )
+    subprocess.run(["truncate", "--size=20M", str(image)], check=True)
+    subprocess.run(
+        ["sfdisk", "--quiet", str(image)],
+        input="label: gpt\nstart=2048, size=32768, type=linux\n",
+        text=True,
+        check=True,
+    )
+    subprocess.run(
+        [
+            "dd", f"if={filesystem}", f"of={image}", "bs=512", "seek=2048",
+            "conv=notrunc", "status=none",
+        ],
+        check=True,
+    )  # fmt: skip
+
+    with open_image(image) as root:
+        assert (root / "usr/sbin/sshd").exists()
+
+    assert loops_of(image) == ""
+
+
+def test_a_missing_path_is_one_clear_error(tmp_path: Path) -> None:
+    with (
+        pytest.raises(ImageError, match=r"image .*nowhere does not exist; pass"),
+        open_image(tmp_path / "nowhere"),
+    ):
+        pass
+
+
+def test_a_tar_of_something_else_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes/readme.txt").write_text("not an OS\n")
+    archive = tmp_path / "notes.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "notes", arcname=".")
+
+    with (
+        pytest.raises(ImageError, match="holds no operating system"),
+        open_image(archive),
+    ):
+        pass
+
+    assert not [p for p in Path("/tmp").glob("amipolicy-image-*") if p.exists()]
+
+
+def test_a_disk_image_without_a_filesystem_is_one_clear_error(tmp_path: Path) -> None:
+    image = tmp_path / "blank.raw"
+    subprocess.run(["truncate", "--size=8M", str(image)], check=True)
+
+    with (
+        pytest.raises(ImageError, match="no recognisable root filesystem"),
+        open_image(image),
+    ):
+        pass
+
+    assert loops_of(image) == ""
+    assert mounts_under("amipolicy-disk-") == []
+
+
+def test_a_tree_without_sshd_is_one_clear_error(tiny_tree: Path) -> None:
+    (tiny_tree / "usr/sbin/sshd").unlink()
+
+    with (
+        pytest.raises(ImageError, match=r"no SSH server \(usr/sbin/sshd\)"),
+        open_image(tiny_tree),
+    ):
+        pass
+
+
+# The case layer
+
+
+def test_case_variants_expand_into_separate_cases_with_merged_expectations() -> None:
+    cases = {case.id: case for case in load_cases(platform="linux")}
+
+    assert "shadow-blank-and-old-hash-1" in cases
+    assert cases["shadow-locked-root-spellings-2"].shadow == {"root": "!locked"}
+    assert cases["shadow-locked-root-spellings-2"].expect == {
+        "ROOT-PASSWORD": "pass",
+        "NO-PASSWORDS": "pass",
+    }
+    assert {case.platform for case in load_cases(platform="windows")} == {"windows"}
+    assert len(load_cases(platform="ami")) == 2
+
+
+def test_a_case_is_laid_with_owners_and_modes_of_a_real_home(
+    debian_image: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    for name in ("etc", "root"):
+        shutil.copytree(debian_image / name, root / name, symlinks=True)
+    (root / "home").mkdir()
+    case = {c.id: c for c in load_cases(platform="linux")}["keys-authorized-keys2"]
+
+    lay_case(case, root)
+
+    deploy = next(
+        line.split(":")
+        for line in (root / "etc/passwd").read_text().splitlines()
+        if line.startswith("deploy:")
+    )
+    keys = root / "home/deploy/.ssh/authorized_keys2"
+    assert int(deploy[2]) >= 1001 and deploy[6] == "/bin/bash"
+    assert keys.stat().st_uid == int(deploy[2])
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert (root / "home/deploy/.ssh").stat().st_mode & 0o777 == 0o700
+    assert "deploy:!:" in (root / "etc/shadow").read_text()
+
+
+def test_a_case_clears_globs_before_laying_files(
+    debian_image: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    shutil.copytree(debian_image / "etc", root / "etc", symlinks=True)
+    case = {c.id: c for c in load_cases(platform="linux")}["ssh-dropin-only"]
+
+    lay_case(case, root)
+
+    assert sorted(p.name for p in (root / "etc/ssh/sshd_config.d").iterdir()) == [
+        "60-hardening.conf"
+    ]
