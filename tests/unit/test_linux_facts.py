@@ -1,0 +1,226 @@
+"""The Linux fact script, its parser, and the sudo and slow-fact plumbing."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_amipolicy.facts import MissingFact
+from pytest_amipolicy.facts import linux
+from tests.unit import factsets
+
+FAST_SECTIONS = {
+    "sudo", "sudo-list", "os-release", "uname", "sshd-root", "sshd-login",
+    "sshd-user", "sshd-config", "cloud-init", "passwd", "shadow",
+    "authorized-keys", "host-keys", "secrets", "service-env", "mounts", "lsblk",
+    "dmcrypt", "fscrypt", "listeners", "remote-agents", "region",
+}  # fmt: skip
+
+
+def test_parser_finds_every_section_in_real_script_output() -> None:
+    sections = linux.parse(factsets.real_output())
+
+    assert FAST_SECTIONS <= set(sections)
+    assert sections["os-release"].command == "cat /etc/os-release"
+    assert "ID=debian" in sections["os-release"].output
+    assert sections["sshd-root"].ok
+
+
+def test_parser_gives_an_unterminated_section_status_minus_one() -> None:
+    output = "@@amipolicy-begin passwd@@ cat\nroot:x:0:0::/root:/bin/sh\n"
+
+    sections = linux.parse(output)
+
+    assert sections["passwd"].status == -1
+    assert sections["passwd"].output == "root:x:0:0::/root:/bin/sh\n"
+
+
+def test_a_marker_lookalike_in_a_file_does_not_end_a_section() -> None:
+    output = (
+        "@@amipolicy-begin sshd-config@@ dump\n"
+        " @@amipolicy-end sshd-config 0@@\n"
+        "PasswordAuthentication yes\n"
+        "@@amipolicy-end sshd-config 0@@\n"
+    )
+
+    section = linux.parse(output)["sshd-config"]
+
+    assert section.output.splitlines() == [
+        "@@amipolicy-end sshd-config 0@@",
+        "PasswordAuthentication yes",
+    ]
+
+
+def test_gather_passes_the_script_to_sudo_as_one_quoted_argument() -> None:
+    commands: list[str] = []
+
+    def run(command: str) -> tuple[int, str, str]:
+        commands.append(command)
+        return (
+            0,
+            "@@amipolicy-begin uname@@ uname\nLinux\n@@amipolicy-end uname 0@@\n",
+            "",
+        )
+
+    sections = linux.gather(
+        run, sudo=True, user="admin", scan_roots=["/srv/a", "/srv/b"]
+    )
+
+    words = shlex.split(commands[0])
+    assert words[:4] == ["sudo", "-n", "sh", "-c"]
+    assert words[4] == linux.SCRIPT
+    assert words[5:] == [
+        "amipolicy", "mode=fast", "user=admin", "roots=/srv/a:/srv/b",
+        "max_kb=1024", "scan_timeout=60", "mounts=1",
+    ]  # fmt: skip
+    assert sections["uname"].output == "Linux\n"
+
+
+def test_gather_continues_without_root_when_sudo_refuses() -> None:
+    commands: list[str] = []
+
+    def run(command: str) -> tuple[int, str, str]:
+        commands.append(command)
+        if command.startswith("sudo "):
+            return 1, "", "sudo: a password is required\n"
+        return (
+            0,
+            "@@amipolicy-begin passwd@@ cat\nroot:@x:0:0::/root:/bin/sh\n@@amipolicy-end passwd 0@@\n",
+            "",
+        )
+
+    sections = linux.gather(run, sudo=True)
+
+    assert len(commands) == 2 and not commands[1].startswith("sudo")
+    assert sections["sudo"].status == 1
+    assert "a password is required" in sections["sudo"].output
+    assert "passwd" in sections
+
+
+def test_load_slow_returns_the_requested_section() -> None:
+    def run(command: str) -> tuple[int, str, str]:
+        assert "mode=updates" in shlex.split(command)
+        return (
+            0,
+            "@@amipolicy-begin updates@@ check_updates\nmanager: apt\n@@amipolicy-end updates 0@@\n",
+            "",
+        )
+
+    section = linux.load_slow(run, "updates", sudo=False)
+
+    assert section.output == "manager: apt\n"
+
+
+def test_load_slow_raises_missing_fact_when_the_script_does_not_run() -> None:
+    def run(command: str) -> tuple[int, str, str]:
+        return 1, "", "sudo: a terminal is required\n"
+
+    with pytest.raises(MissingFact, match="terminal is required"):
+        linux.load_slow(run, "malware", sudo=True)
+
+
+def test_load_slow_passes_the_install_flag_to_the_malware_scan() -> None:
+    seen: list[list[str]] = []
+
+    def run(command: str) -> tuple[int, str, str]:
+        seen.append(shlex.split(command))
+        return 0, "@@amipolicy-begin malware@@ scan\n@@amipolicy-end malware 77@@\n", ""
+
+    linux.load_slow(run, "malware", sudo=False, install_scanner=True)
+
+    assert "install=1" in seen[0] and "mode=malware" in seen[0]
+
+
+@pytest.mark.parametrize(
+    ("field", "meaning"),
+    [
+        ("", "@blank"),
+        ("!", "@locked"),
+        ("!!", "@locked"),
+        ("*", "@locked"),
+        ("!*", "@locked"),
+        ("*LOCK*", "@locked"),
+        ("!locked", "@locked"),
+        ("!$6$salt$hash", "@locked"),
+        ("x", "@x"),
+        ("$6$rounds=5000$abc$def", "@hash/6"),
+        ("$y$j9T$abc$def", "@hash/y"),
+        ("Qx7bLm2PzR9tE", "@hash/des"),
+        ("NP", "@other"),
+        ("@hash/6", "@hash/6"),
+    ],
+)
+def test_password_fields_are_classified_by_meaning(field: str, meaning: str) -> None:
+    assert linux.classify_password(field) == meaning
+
+
+def test_recorded_shadow_holds_classes_and_no_hash() -> None:
+    shadow = linux.parse(factsets.real_output())["shadow"]
+
+    for line in shadow.output.splitlines():
+        assert line.split(":")[1].startswith("@"), line
+    assert "$" not in shadow.output
+
+
+# ---------------------------------------------------------------- live script
+
+needs_root_sh = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("sh") is None or not Path("/etc/passwd").exists(),
+    reason="runs linux.sh locally: needs root on a Linux host",
+)
+
+
+def run_local(*words: str) -> tuple[str, float]:
+    started = time.monotonic()
+    result = subprocess.run(
+        ["sh", "-c", linux.SCRIPT, "amipolicy", *words],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    return result.stdout, time.monotonic() - started
+
+
+@needs_root_sh
+def test_script_runs_clean_and_fast_on_this_host(tmp_path: Path) -> None:
+    output, seconds = run_local("user=root", "mounts=0", f"roots={tmp_path}")
+
+    sections = linux.parse(output)
+    assert FAST_SECTIONS <= set(sections)
+    assert all(s.status != -1 for s in sections.values())
+    assert seconds < 20
+
+
+@needs_root_sh
+def test_scan_sends_fingerprints_and_never_the_planted_secrets(tmp_path: Path) -> None:
+    key = (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+        + "QUJD" * 20
+        + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    secret = "abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD"
+    (tmp_path / "id_deploy").write_text(key)
+    (tmp_path / ".env").write_text(
+        f"aws_access_key_id = AKIAZZZZZZZZZZZZZZZ1\naws_secret_access_key = {secret}\n"
+    )
+
+    output, _ = run_local("user=root", "mounts=0", f"roots={tmp_path}")
+
+    found = linux.findings(linux.parse(output)["secrets"])
+    kinds = {(f.kind, Path(f.path).name) for f in found}
+    assert ("private-key", "id_deploy") in kinds
+    assert ("aws-secret-access-key", ".env") in kinds
+    assert [f.key_id for f in found if f.kind == "aws-access-key-id"] == [
+        "AKIAZZZZZZZZZZZZZZZ1"
+    ]
+    assert secret not in output
+    assert "QUJDQUJD" not in output

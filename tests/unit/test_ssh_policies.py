@@ -1,0 +1,185 @@
+"""SSH-PASSWORD and SSH-ROOT on real sshd -T output of the SSH cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_amipolicy.facts import sshd
+from pytest_amipolicy.policies.ssh import check_ssh_password, check_ssh_root
+from pytest_amipolicy.verdicts import Verdict
+from tests.unit import factsets
+from tests.unit.factsets import section
+
+
+def settings(**values: str) -> str:
+    base = {
+        "usepam": "yes",
+        "permitrootlogin": "without-password",
+        "passwordauthentication": "no",
+        "kbdinteractiveauthentication": "no",
+        "permitemptypasswords": "no",
+    }
+    base.update(values)
+    return "".join(f"{k} {v}\n" for k, v in base.items())
+
+
+def with_sshd(text: str, cloud: str = "") -> factsets.Facts:
+    return factsets.debian(
+        sshd_root=section("sshd-root", text),
+        sshd_login=section("sshd-login", text),
+        sshd_user=section("sshd-user", text),
+        cloud_init=section("cloud-init", cloud),
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "policy", "verdict"),
+    [
+        ("ssh-dropin-only", "SSH-PASSWORD", Verdict.PASS),
+        ("ssh-dropin-overrides-main", "SSH-PASSWORD", Verdict.FAIL),
+        ("ssh-kbdinteractive-left-on", "SSH-PASSWORD", Verdict.FAIL),
+        ("ssh-no-appended-inside-match", "SSH-PASSWORD", Verdict.FAIL),
+        ("ssh-root-prohibit-password-alias", "SSH-PASSWORD", Verdict.PASS),
+        ("ssh-root-prohibit-password-alias", "SSH-ROOT", Verdict.PASS),
+    ],
+)
+def test_ssh_cases_get_the_expected_verdict(
+    case: str, policy: str, verdict: Verdict
+) -> None:
+    check = check_ssh_password if policy == "SSH-PASSWORD" else check_ssh_root
+
+    outcome = check(factsets.ssh_case(case))
+
+    assert outcome.verdict is verdict, outcome.reason
+
+
+def test_keyboard_interactive_with_pam_counts_as_password_login() -> None:
+    outcome = check_ssh_password(
+        with_sshd(settings(kbdinteractiveauthentication="yes"))
+    )
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "keyboard-interactive" in outcome.reason
+
+
+def test_challenge_response_with_pam_counts_on_older_sshd() -> None:
+    text = settings().replace(
+        "kbdinteractiveauthentication no", "challengeresponseauthentication yes"
+    )
+
+    assert check_ssh_password(with_sshd(text)).verdict is Verdict.FAIL
+
+
+def test_keyboard_interactive_without_pam_has_no_password_path() -> None:
+    text = settings(kbdinteractiveauthentication="yes", usepam="no")
+
+    assert check_ssh_password(with_sshd(text)).verdict is Verdict.PASS
+
+
+def test_permit_empty_passwords_fails() -> None:
+    outcome = check_ssh_password(with_sshd(settings(permitemptypasswords="yes")))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "PermitEmptyPasswords" in outcome.reason
+
+
+@pytest.mark.parametrize("value", ["true", "yes", "True", "'yes'"])
+def test_cloud_init_ssh_pwauth_on_fails_because_it_enables_passwords_at_boot(
+    value: str,
+) -> None:
+    cloud = f"/etc/cloud/cloud.cfg.d/50-pw.cfg:1:ssh_pwauth: {value}\n"
+
+    outcome = check_ssh_password(with_sshd(settings(), cloud))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "cloud-init" in outcome.reason
+
+
+def test_a_later_cloud_init_file_turning_passwords_off_wins() -> None:
+    cloud = "/etc/cloud/cloud.cfg:9:ssh_pwauth: true\n/etc/cloud/cloud.cfg.d/90-off.cfg:1:ssh_pwauth: false\n"
+
+    assert check_ssh_password(with_sshd(settings(), cloud)).verdict is Verdict.PASS
+
+
+def test_a_match_block_for_the_login_user_counts() -> None:
+    facts = with_sshd(settings())
+    facts.sections["sshd-login"] = section(
+        "sshd-login", settings(passwordauthentication="yes")
+    )
+
+    outcome = check_ssh_password(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "admin" in outcome.reason
+
+
+def test_a_failed_sshd_t_is_an_error() -> None:
+    broken = section(
+        "sshd-root", "Missing privilege separation directory: /run/sshd\n", 255
+    )
+    facts = factsets.debian(sshd_root=broken)
+
+    assert check_ssh_password(facts).verdict is Verdict.ERROR
+    assert check_ssh_root(facts).verdict is Verdict.ERROR
+
+
+def test_no_sshd_at_all_is_not_applicable() -> None:
+    facts = factsets.debian(
+        sshd_root=section("sshd-root", "sshd: not installed\n", 127)
+    )
+
+    assert check_ssh_password(facts).verdict is Verdict.SKIP
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict"),
+    [
+        ("no", Verdict.PASS),
+        ("prohibit-password", Verdict.PASS),
+        ("without-password", Verdict.PASS),
+        ("forced-commands-only", Verdict.PASS),
+        ("yes", Verdict.FAIL),
+    ],
+)
+def test_permit_root_login_values(value: str, verdict: Verdict) -> None:
+    assert check_ssh_root(with_sshd(settings(permitrootlogin=value))).verdict is verdict
+
+
+def test_evidence_names_the_drop_in_line_that_decided() -> None:
+    outcome = check_ssh_password(factsets.ssh_case("ssh-dropin-overrides-main"))
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    assert (
+        "/etc/ssh/sshd_config.d/50-cloud-init.conf:1: PasswordAuthentication yes"
+        in text
+    )
+
+
+def test_attribution_skips_a_match_block_that_does_not_apply() -> None:
+    files = factsets.case("ssh-no-appended-inside-match")["files"]
+
+    origin = sshd.find_setting(files, "passwordauthentication", sshd.Connection("root"))
+
+    assert origin is None
+
+
+def test_attribution_applies_a_match_block_for_its_user() -> None:
+    files = {
+        "/etc/ssh/sshd_config": "PermitRootLogin no\nMatch User admin,!root\n  PasswordAuthentication yes\n"
+    }
+
+    admin = sshd.find_setting(files, "PasswordAuthentication", sshd.Connection("admin"))
+    root = sshd.find_setting(files, "passwordauthentication", sshd.Connection("root"))
+
+    assert admin is not None and admin.line == 3
+    assert root is None
+
+
+def test_attribution_matches_address_ranges() -> None:
+    files = {
+        "/etc/ssh/sshd_config": "Match Address 203.0.113.0/24\nPasswordAuthentication yes\n"
+    }
+
+    origin = sshd.find_setting(files, "passwordauthentication", sshd.Connection("x"))
+
+    assert origin is not None and origin.line == 2
