@@ -100,8 +100,11 @@ def _judge(facts: Facts, kinds: set[str], inside: bool, what: str) -> Outcome:
     evidence.insert(0, Evidence(f"{what} found", output="\n".join(shown) or "none"))
 
     if mine:
+        first = "; ".join(lines[:3]) + (" ..." if len(lines) > 3 else "")
         return failed(
-            f"{len(mine)} {what} found on disk", *evidence, findings=tuple(lines)
+            f"{len(mine)} {what} found on disk: {first}",
+            *evidence,
+            findings=tuple(lines),
         )
     if not complete:
         return undecided(

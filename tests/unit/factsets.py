@@ -12,8 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pytest_amipolicy.facts import Facts, Section
-from pytest_amipolicy.facts import linux
+from pytest_amipolicy.facts import Facts, Section, linux
 
 RECORDED = Path(__file__).with_name("recorded")
 

@@ -1,0 +1,186 @@
+"""AUTHORIZED-KEYS, HOST-KEYS, CREDENTIALS and AWS-KEYS on recorded facts."""
+
+from __future__ import annotations
+
+from pytest_amipolicy.facts import linux
+from pytest_amipolicy.policies.keys import check_authorized_keys, check_host_keys
+from pytest_amipolicy.policies.secrets import check_aws_keys, check_credentials
+from pytest_amipolicy.verdicts import Verdict
+from tests.unit import factsets
+from tests.unit.factsets import section
+
+DEPLOY_KEY = factsets.case("keys-authorized-keys2")["files"][
+    "/home/deploy/.ssh/authorized_keys2"
+].strip()
+FORCED = factsets.case("keys-root-forced-command-leftover")["files"][
+    "/root/.ssh/authorized_keys"
+].strip()
+LAUNCH = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKp1cY3fZ4Zb0nE6XWbq9Qm9o2bBq4b8yJx1q5n1mW7c launch"
+
+
+def keys_section(*files: tuple[str, str, str]) -> factsets.Section:
+    lines = [
+        "@@account root 0 /root /bin/bash shell=1 home=1@@",
+        "@@akf .ssh/authorized_keys .ssh/authorized_keys2@@",
+    ]
+    for account, path, text in files:
+        lines.append(
+            f"@@account {account} 1001 /home/{account} /bin/bash shell=1 home=1@@"
+        )
+        lines.append("@@akf .ssh/authorized_keys .ssh/authorized_keys2@@")
+        lines.append(f"@@keyfile {path}@@")
+        lines += [f"{n}:{line}" for n, line in enumerate(text.splitlines(), start=1)]
+    return section("authorized-keys", "\n".join(lines) + "\n")
+
+
+def test_a_key_in_authorized_keys2_fails() -> None:
+    facts = factsets.debian(
+        authorized_keys=keys_section(
+            ("deploy", "/home/deploy/.ssh/authorized_keys2", DEPLOY_KEY)
+        )
+    )
+    facts.launch_public_key = LAUNCH
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "SHA256:kokd/c7VOPSLo6kxaQ4WgHveN23on0B0nsPyC5C6vXc" in outcome.reason
+    assert "ops@example.test" in outcome.reason
+
+
+def test_a_forced_command_does_not_excuse_a_baked_key() -> None:
+    facts = factsets.debian(
+        authorized_keys=keys_section(("root", "/root/.ssh/authorized_keys", FORCED))
+    )
+    facts.launch_public_key = LAUNCH
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "packer_5f0c2a" in outcome.reason
+    assert "echo Please" not in "".join(e.render() for e in outcome.evidence)
+
+
+def test_the_launch_key_alone_passes_whatever_its_comment() -> None:
+    installed = LAUNCH.rsplit(" ", 1)[0] + " some-other-comment"
+    facts = factsets.debian(
+        authorized_keys=keys_section(
+            ("admin", "/home/admin/.ssh/authorized_keys", installed)
+        )
+    )
+    facts.launch_public_key = LAUNCH
+
+    assert check_authorized_keys(facts).verdict is Verdict.PASS
+
+
+def test_keys_with_an_unknown_launch_key_are_an_error() -> None:
+    facts = factsets.debian(
+        authorized_keys=keys_section(
+            ("admin", "/home/admin/.ssh/authorized_keys", LAUNCH)
+        )
+    )
+
+    outcome = check_authorized_keys(facts)
+
+    assert (
+        outcome.verdict is Verdict.ERROR and "launch key is unknown" in outcome.reason
+    )
+
+
+def test_no_authorized_key_on_the_recorded_host_passes() -> None:
+    assert check_authorized_keys(factsets.debian()).verdict is Verdict.PASS
+
+
+def test_the_recorded_host_keys_were_made_after_boot() -> None:
+    assert check_host_keys(factsets.debian()).verdict is Verdict.PASS
+
+
+def host_keys(key_time: int, boot: int = 1_700_000_000) -> factsets.Section:
+    text = (
+        f"hostkey {key_time} {key_time} /etc/ssh/ssh_host_ed25519_key\n"
+        f"now {boot + 600}\nbtime {boot - 100}\nclk_tck 100\npid1_start_ticks 10000\n"
+    )
+    return section("host-keys", text)
+
+
+def test_a_host_key_older_than_boot_was_shipped() -> None:
+    outcome = check_host_keys(factsets.debian(host_keys=host_keys(1_600_000_000)))
+
+    assert outcome.verdict is Verdict.FAIL
+
+
+def test_a_host_key_made_at_boot_passes() -> None:
+    assert (
+        check_host_keys(factsets.debian(host_keys=host_keys(1_700_000_005))).verdict
+        is Verdict.PASS
+    )
+
+
+def test_host_keys_without_boot_time_are_an_error() -> None:
+    facts = factsets.debian(host_keys=section("host-keys", "hostkey 1 1 /etc/ssh/k\n"))
+
+    assert check_host_keys(facts).verdict is Verdict.ERROR
+
+
+def secrets(*lines: str, status: int = 0) -> factsets.Section:
+    return section(
+        "secrets",
+        "@@scanned mounts=1 roots= max_kb=1024@@\n"
+        + "".join(line + "\n" for line in lines),
+        status,
+    )
+
+
+EXAMPLE_ID = "aws-access-key-id\t/usr/lib/python3/dist-packages/exsdk/data/iam/examples-1.json\t1\t1a5d44a2dca19669\tAKIAIOSFODNN7EXAMPLE"
+EXAMPLE_SECRET = "aws-secret-access-key\t/usr/lib/python3/dist-packages/exsdk/data/iam/examples-1.json\t1\t78314b11be2e5815\t"
+
+
+def test_the_sdk_example_key_pair_is_not_a_finding() -> None:
+    facts = factsets.debian(secrets=secrets(EXAMPLE_ID, EXAMPLE_SECRET))
+
+    assert check_aws_keys(facts).verdict is Verdict.PASS
+    assert check_credentials(facts).verdict is Verdict.PASS
+
+
+def test_the_planted_keys_of_the_recorded_scan_are_found() -> None:
+    facts = factsets.debian()
+
+    assert check_aws_keys(facts).verdict is Verdict.FAIL
+    assert check_credentials(facts).verdict is Verdict.FAIL
+
+
+def test_ssh_host_keys_are_not_credentials() -> None:
+    facts = factsets.debian(
+        secrets=secrets(
+            "private-key\t/etc/ssh/ssh_host_ed25519_key\t1\t9c5fe00525463834\t"
+        )
+    )
+
+    assert check_credentials(facts).verdict is Verdict.PASS
+
+
+def test_an_aws_key_in_a_service_environment_fails() -> None:
+    env = section(
+        "service-env",
+        "aws-env\t/etc/default/app\t3\t0123456789abcdef\tAKIAZZZZZZZZZZZZZZZ1\tAWS_ACCESS_KEY_ID\n",
+    )
+    facts = factsets.debian(secrets=secrets(), service_env=env)
+
+    outcome = check_aws_keys(facts)
+
+    assert outcome.verdict is Verdict.FAIL and "/etc/default/app:3" in outcome.reason
+
+
+def test_a_scan_that_ran_out_of_time_without_findings_is_an_error() -> None:
+    facts = factsets.debian(
+        secrets=secrets(status=124), service_env=section("service-env")
+    )
+
+    assert check_credentials(facts).verdict is Verdict.ERROR
+
+
+def test_secret_findings_carry_fingerprints_only() -> None:
+    found = linux.findings(linux.parse(factsets.real_output())["secrets"])
+
+    assert found and all(len(f.fingerprint) == 16 for f in found)
+    assert "abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD" not in factsets.real_output()

@@ -1,0 +1,233 @@
+"""EOL, UPDATES, MALWARE, FILESYSTEMS, REGION-AGNOSTIC and the manual attestations."""
+
+from __future__ import annotations
+
+import datetime
+import json
+
+import pytest
+
+from pytest_amipolicy.catalogue import all_policies
+from pytest_amipolicy.facts import Facts, MissingFact
+from pytest_amipolicy.policies.system import (
+    check_eol,
+    check_filesystems,
+    check_malware,
+    check_region_agnostic,
+    check_updates,
+)
+from pytest_amipolicy.verdicts import Verdict
+from tests.unit import factsets
+from tests.unit.factsets import section
+
+GONE = {"os_release": None, "usr_lib_os_release": None}
+
+
+def test_the_recorded_debian_12_is_supported() -> None:
+    assert check_eol(factsets.debian()).verdict is Verdict.PASS
+
+
+def test_centos_6_known_only_by_redhat_release_is_end_of_life() -> None:
+    facts = factsets.debian(
+        **GONE,
+        redhat_release=section("redhat-release", "CentOS release 6.10 (Final)\n"),
+    )
+    facts.check_date = datetime.date(2021, 6, 1)
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is Verdict.FAIL and "CentOS Linux 6" in outcome.reason
+
+
+def test_an_os_the_table_does_not_know_is_an_error() -> None:
+    facts = factsets.debian(
+        os_release=section("os-release", 'ID=plan9\nVERSION_ID="4"\n')
+    )
+
+    assert check_eol(facts).verdict is Verdict.ERROR
+
+
+def test_centos_stream_is_told_apart_from_centos_linux() -> None:
+    text = 'NAME="CentOS Stream"\nID="centos"\nVERSION_ID="9"\n'
+    facts = factsets.debian(os_release=section("os-release", text))
+    facts.check_date = datetime.date(2026, 1, 1)
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is Verdict.PASS and "CentOS Stream 9" in outcome.reason
+
+
+def test_lsb_release_identifies_ubuntu_when_nothing_else_does() -> None:
+    lsb = section("lsb-release", "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=18.04\n")
+    facts = factsets.debian(**GONE, lsb_release=lsb)
+
+    assert check_eol(facts).verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("version", "verdict"),
+    [
+        ("10.0.17763", Verdict.PASS),
+        ("6.3.9600", Verdict.FAIL),
+        ("10.0.99999", Verdict.ERROR),
+    ],
+)
+def test_eol_reads_windows_facts(version: str, verdict: Verdict) -> None:
+    document = {"os": {"caption": "Microsoft Windows Server", "version": version}}
+    facts = Facts(
+        target="w",
+        platform="windows",
+        sections={"windows": section("windows", json.dumps(document))},
+    )
+    facts.check_date = datetime.date(2025, 6, 1)
+
+    assert check_eol(facts).verdict is verdict
+
+
+APT = """manager: apt
+refresh: package lists are less than 12 hours old
+repo: http://deb.debian.org/debian bookworm/main
+repo: http://deb.debian.org/debian-security bookworm-security/main
+command: apt-get -s -o Debug::NoLocking=1 dist-upgrade
+"""
+INST_SEC = "Inst libssl3 [3.0.11-1~deb12u2] (3.0.15-1~deb12u1 Debian-Security:12/stable-security [amd64])\n"
+INST_PLAIN = "Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.11/stable-updates [all])\n"
+
+
+def updates(output: str, status: int = 0) -> Facts:
+    return factsets.debian(updates=section("updates", output, status))
+
+
+def test_pending_security_updates_fail_and_name_the_suite() -> None:
+    outcome = check_updates(updates(APT + INST_SEC + INST_PLAIN))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.findings == (INST_SEC[5:].strip(),)
+
+
+def test_only_non_security_updates_pass() -> None:
+    assert check_updates(updates(APT + INST_PLAIN)).verdict is Verdict.PASS
+
+
+def test_dnf_security_advisories_fail() -> None:
+    text = "manager: dnf\ncommand: dnf -q updateinfo list security\nALAS2023-2024-501 Important/Sec. openssl-libs-1:3.0.8-1.amzn2023.0.12.x86_64\n"
+
+    assert check_updates(updates(text)).verdict is Verdict.FAIL
+
+
+def test_a_failed_package_manager_is_an_error() -> None:
+    text = "manager: apt\nrefresh: apt-get update (status 100)\n"
+
+    assert check_updates(updates(text, 100)).verdict is Verdict.ERROR
+
+
+def test_updates_that_cannot_be_loaded_are_an_error() -> None:
+    def loader(name: str) -> factsets.Section:
+        raise MissingFact(name, "sudo refused")
+
+    facts = factsets.debian()
+    facts.loader = loader
+
+    assert check_updates(facts).verdict is Verdict.ERROR
+
+
+@pytest.mark.parametrize(
+    ("status", "output", "verdict"),
+    [
+        (
+            77,
+            "skip: no malware scanner (clamscan) on the machine and install=0\n",
+            Verdict.SKIP,
+        ),
+        (
+            1,
+            "scanner: ClamAV 1.0.7\n/home/a/eicar.com: Eicar-Signature FOUND\n",
+            Verdict.FAIL,
+        ),
+        (
+            0,
+            "scanner: ClamAV 1.0.7\nsignatures: 01 Jun 2025 08:10 +0000\n",
+            Verdict.PASS,
+        ),
+        (2, "scanner: ClamAV 1.0.7\nLibClamAV Error: no database\n", Verdict.ERROR),
+    ],
+)
+def test_malware_verdicts(status: int, output: str, verdict: Verdict) -> None:
+    assert (
+        check_malware(
+            factsets.debian(malware=section("malware", output, status))
+        ).verdict
+        is verdict
+    )
+
+
+def mounts(*rows: str) -> factsets.Section:
+    return section(
+        "mounts",
+        "# findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS\n"
+        + "".join(r + "\n" for r in rows),
+    )
+
+
+def test_the_recorded_host_filesystems_pass() -> None:
+    assert check_filesystems(factsets.debian()).verdict is Verdict.PASS
+
+
+def test_a_btrfs_block_filesystem_fails() -> None:
+    facts = factsets.debian(
+        mounts=mounts("/ /dev/nvme0n1p1 ext4 rw", "/data /dev/nvme1n1 btrfs rw")
+    )
+
+    assert check_filesystems(facts).verdict is Verdict.FAIL
+
+
+def test_a_luks_device_fails() -> None:
+    lsblk = {
+        "blockdevices": [
+            {
+                "name": "nvme1n1",
+                "type": "disk",
+                "fstype": "crypto_LUKS",
+                "children": [{"name": "data", "type": "crypt", "fstype": "ext4"}],
+            }
+        ]
+    }
+    facts = factsets.debian(lsblk=section("lsblk", json.dumps(lsblk)))
+
+    outcome = check_filesystems(facts)
+
+    assert outcome.verdict is Verdict.FAIL and "crypto_LUKS" in outcome.reason
+
+
+def test_a_container_root_on_overlay_is_noted_not_failed() -> None:
+    facts = factsets.debian(mounts=mounts("/ overlay overlay rw", "/proc proc proc rw"))
+
+    outcome = check_filesystems(facts)
+
+    assert outcome.verdict is Verdict.PASS
+    assert any("overlay" in e.output for e in outcome.evidence)
+
+
+def test_region_specific_configuration_fails_for_review() -> None:
+    region = section(
+        "region",
+        "/etc/apt/sources.list:1:us-east-1.ec2.archive.ubuntu.com\n/etc/app.conf:4:ami-0123456789abcdef0\n",
+    )
+
+    outcome = check_region_agnostic(factsets.debian(region=region))
+
+    assert outcome.verdict is Verdict.FAIL and len(outcome.findings) == 2
+
+
+def test_no_region_references_pass() -> None:
+    assert check_region_agnostic(factsets.debian()).verdict is Verdict.PASS
+
+
+def test_manual_attestations_are_listed_never_guessed() -> None:
+    manual = [p for p in all_policies() if p.family == "manual"]
+
+    assert len(manual) == 4
+    for policy in manual:
+        outcome = policy.check(factsets.debian())
+        assert policy.platforms == frozenset({"manual"})
+        assert outcome.verdict is Verdict.MANUAL and outcome.reason
