@@ -323,7 +323,7 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _children(pid: int) -> list[int]:
-    children = []
+    children: list[int] = []
 
     try:
         tasks = os.listdir(f"/proc/{pid}/task")

@@ -24,6 +24,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from pytest_amipolicy.errors import ImageError
 
@@ -181,9 +182,9 @@ def build_debian_image(
     return rootfs
 
 
-def _try_lock(lock: object) -> bool:
+def _try_lock(lock: IO[str]) -> bool:
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[arg-type]
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
 

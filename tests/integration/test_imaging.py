@@ -498,3 +498,56 @@ def test_a_case_clears_globs_before_laying_files(
     assert sorted(p.name for p in (root / "etc/ssh/sshd_config.d").iterdir()) == [
         "60-hardening.conf"
     ]
+
+
+# The build cache, with mmdebstrap replaced by a stand-in
+
+
+@pytest.fixture
+def fake_mmdebstrap(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Replace the slow build with one that records its calls."""
+    from pytest_amipolicy.imaging import build
+
+    calls: list[Path] = []
+
+    def fake_run(rootfs: Path, log: Path) -> None:
+        calls.append(rootfs)
+        time.sleep(0.5)
+        if os.environ.get("FAKE_MMDEBSTRAP_FAIL"):
+            raise KeyboardInterrupt
+        (rootfs / "etc").mkdir(parents=True)
+
+    monkeypatch.setattr(build, "_run_mmdebstrap", fake_run)
+    monkeypatch.setattr(build, "prepare_tree", lambda root: None)
+
+    return calls
+
+
+def test_parallel_builds_of_one_recipe_build_once(
+    fake_mmdebstrap: list[Path], tmp_path: Path
+) -> None:
+    results: list[Path] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(build_debian_image(tmp_path)))
+        for _ in range(3)
+    ]
+
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert len(fake_mmdebstrap) == 1
+    assert len(set(results)) == 1 and len(results) == 3
+    assert results[0].is_dir()
+
+
+def test_an_interrupted_build_leaves_nothing_half_done(
+    fake_mmdebstrap: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MMDEBSTRAP_FAIL", "1")
+
+    with pytest.raises(KeyboardInterrupt):
+        build_debian_image(tmp_path)
+
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
