@@ -1,17 +1,45 @@
-"""The evidence a seller keeps: pytest-html extras and a JSON document.
+"""The evidence a seller keeps: redaction, target descriptions and the JSON document.
 
-Both are built from the record each policy item attaches to its reports, so they
-work the same under xdist, where the controller writes them once.
+Everything is built from what the policy items attach to their reports, so it
+works the same under xdist, where the controller writes the files once. The
+HTML side lives in :mod:`pytest_amipolicy.report`.
+
+Redaction happens once, at the source: :class:`EvidenceFilter` rewrites each
+report as it is made, on the process that ran the item, so the terminal, the
+JUnit XML, the HTML report and the JSON document all get the same clean text.
+
+The JSON document (``--ami-evidence=PATH``) is described in
+``docs/evidence-schema.md``; in short::
+
+    {
+      "schema": 2,
+      "tool": {"name": "pytest-amipolicy", "version": str},
+      "policy_page": str,                 # the Marketplace policy page
+      "check_date": "YYYY-MM-DD",
+      "started": str, "finished": str,    # ISO 8601, UTC
+      "environment": {str: str},          # versions of the checking tools
+      "targets": {label: {str: str}},     # what is known of each target
+      "results": [                        # one per (target, policy)
+        {"policy": str, "family": str, "summary": str, "remediation": str,
+         "target": str, "verdict": "pass|fail|error|skip|manual",
+         "reason": str, "evidence": [str], "findings": [str],
+         "remote_commands": int}
+      ]
+    }
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+import importlib.metadata
 import json
 import logging
 import re
+import weakref
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pytest
 
@@ -19,42 +47,72 @@ from pytest_amipolicy import __version__
 from pytest_amipolicy.catalogue import POLICY_PAGE
 from pytest_amipolicy.items import PROPERTY
 
+if TYPE_CHECKING:
+    from pytest_amipolicy.facts import Facts
+    from pytest_amipolicy.runtime import TargetRun
+    from pytest_amipolicy.settings import Settings
+
 logger = logging.getLogger(__name__)
 
 # Bump when a field changes meaning or is removed; adding fields keeps it.
-SCHEMA_VERSION = 1
+# 2: "check_date", "environment" and "targets" were added.
+SCHEMA_VERSION = 2
+
+# The user property that carries what is known about a target (image, instance,
+# OS release); attached whenever that knowledge grows.
+TARGET_PROPERTY = PROPERTY + "_target_details"
+CLOSED_PROPERTY = PROPERTY + "_closed"
+
+REDACTED = "[redacted]"
+
+# Always removed, whatever the ini says: a private key (the launch key
+# included) and anything shaped like an AWS access key id must never be kept.
+BUILTIN_REDACTIONS = (
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+)
+
+# Keys of a target description, in the order a reader wants them, with the
+# label the HTML report shows.
+TARGET_LABELS = {
+    "kind": "Kind",
+    "ami_id": "AMI id",
+    "ami_name": "AMI name",
+    "owner": "Owner",
+    "region": "Region",
+    "created": "Created",
+    "architecture": "Architecture",
+    "instance_id": "Instance id",
+    "instance_type": "Instance type",
+    "os_release": "OS release",
+    "platform": "Platform",
+    "login_user": "Login user",
+    "boot_seconds": "Boot seconds",
+}
+
+# Image record field -> description key.
+IMAGE_FIELDS = {
+    "ImageId": "ami_id",
+    "Name": "ami_name",
+    "OwnerId": "owner",
+    "CreationDate": "created",
+    "Architecture": "architecture",
+}
 
 
-class EvidenceWriter:
-    """Gathers every policy record and writes them as JSON at the end of the run."""
+def compile_patterns(redact: tuple[str, ...]) -> list[re.Pattern[str]]:
+    """Compile the built-in and the ``amipolicy_redact`` patterns."""
+    patterns = [re.compile(pattern) for pattern in BUILTIN_REDACTIONS]
 
-    def __init__(self, path: Path, redact: tuple[str, ...] = ()) -> None:
-        self.path = path
-        self.patterns = [re.compile(pattern) for pattern in redact]
-        self.records: list[dict[str, Any]] = []
-        self.started = _now()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "setup":
-            return
-        for name, value in report.user_properties:
-            if name == PROPERTY:
-                self.records.append(redact(value, self.patterns))
-
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        document = {
-            "schema": SCHEMA_VERSION,
-            "tool": {"name": "pytest-amipolicy", "version": __version__},
-            "policy_page": POLICY_PAGE,
-            "started": self.started,
-            "finished": _now(),
-            "results": self.records,
-        }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        terminalreporter.write_sep("-", f"amipolicy evidence: {self.path}")
+    for pattern in redact:
+        try:
+            patterns.append(re.compile(pattern))
+        except re.error as error:
+            raise pytest.UsageError(
+                f"amipolicy_redact: {pattern!r} is not a regular expression "
+                f"({error}); fix or remove it in the ini file."
+            ) from None
+    return patterns
 
 
 def redact(value: Any, patterns: list[re.Pattern[str]]) -> Any:
@@ -63,19 +121,242 @@ def redact(value: Any, patterns: list[re.Pattern[str]]) -> Any:
         return value
     if isinstance(value, str):
         for pattern in patterns:
-            value = pattern.sub("[redacted]", value)
+            value = pattern.sub(REDACTED, value)
         return value
     if isinstance(value, dict):
         return {key: redact(item, patterns) for key, item in value.items()}
-    if isinstance(value, list):
-        return [redact(item, patterns) for item in value]
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact(item, patterns) for item in value)
     return value
 
 
-def read_records(report: pytest.TestReport) -> Optional[dict[str, Any]]:
+class EvidenceFilter:
+    """Redacts every report where it is made and keeps JUnit properties small.
+
+    Registered on every process (xdist workers included) when a target is named.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.patterns = compile_patterns(settings.redact)
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+
+        # Outermost wrapper: the plugin's own wrapper has already replaced the
+        # traceback of a policy item with its verdict text.
+        self._redact(report)
+
+        # JUnit XML writes the teardown report's properties with str(); the
+        # evidence dicts would land there whole and unreadable.
+        if report.when == "teardown":
+            report.user_properties = junit_properties(report.user_properties)
+        return report
+
+    def _redact(self, report: pytest.TestReport) -> None:
+        report.sections = [
+            (title, redact(content, self.patterns))
+            for title, content in report.sections
+        ]
+        report.user_properties = [
+            (name, redact(value, self.patterns))
+            for name, value in report.user_properties
+        ]
+
+        # A skip's reason is a (path, line, message) tuple the terminal folds.
+        if report.longrepr is None or isinstance(report.longrepr, (str, tuple)):
+            report.longrepr = redact(report.longrepr, self.patterns)
+            return
+
+        # A traceback object keeps its layout unless something had to go.
+        text = str(report.longrepr)
+        clean = redact(text, self.patterns)
+        if clean != text:
+            report.longrepr = clean
+
+
+def junit_properties(properties: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Replace the record and target dicts by short string properties."""
+    kept: list[tuple[str, Any]] = []
+    for name, value in properties:
+        if name == PROPERTY and isinstance(value, dict):
+            kept.append((PROPERTY + "_policy", str(value.get("policy", ""))))
+            kept.append((PROPERTY + "_verdict", str(value.get("verdict", ""))))
+            kept.append((PROPERTY + "_target", str(value.get("target", ""))))
+        elif name == TARGET_PROPERTY and isinstance(value, dict):
+            continue
+        else:
+            kept.append((name, value))
+    return kept
+
+
+# What was last attached for each target run, so that a description is sent
+# again only when it has grown (the first items may judge before a launch).
+_described: weakref.WeakKeyDictionary[TargetRun, dict[str, str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def target_property(run: TargetRun) -> Optional[tuple[str, dict[str, Any]]]:
+    """The user property describing the target, if it changed since last attached."""
+    description = describe_target(run)
+    if _described.get(run) == description:
+        return None
+
+    _described[run] = description
+    return TARGET_PROPERTY, {"target": run.label, "details": description}
+
+
+def describe_target(run: TargetRun) -> dict[str, str]:
+    """What is known of a target without asking it anything new.
+
+    Only what the run already holds is read: asking the target again could
+    call EC2 or launch an instance. Absent values are left out.
+    """
+    found: dict[str, Any] = {"kind": run.target.kind}
+    known = run.known_facts()
+    details = dict(run.connection.details or {}) if run.connection else {}
+
+    image = details.get("image") or next(
+        (facts.image for facts in known if facts.image), None
+    )
+    for field, key in IMAGE_FIELDS.items():
+        found[key] = (image or {}).get(field)
+
+    found["region"] = (
+        details.get("region")
+        or next((facts.region for facts in known if facts.region), None)
+        or getattr(run.target, "region", None)
+    )
+    found["instance_id"] = details.get("instance_id")
+    found["instance_type"] = details.get("instance_type")
+    if details.get("boot_seconds") is not None:
+        found["boot_seconds"] = f"{float(details['boot_seconds']):.1f}"
+
+    if run.connection is not None:
+        found["platform"] = run.connection.platform
+        found["login_user"] = run.connection.login_user
+    found["os_release"] = next(
+        (name for facts in known if (name := os_release(facts))), None
+    )
+
+    return {
+        key: str(found[key])
+        for key in TARGET_LABELS
+        if found.get(key) not in (None, "")
+    }
+
+
+def os_release(facts: Facts) -> Optional[str]:
+    """The OS name and version from gathered facts, if they hold one."""
+    for name in ("os-release", "os_release", "usr-lib-os-release"):
+        section = facts.sections.get(name)
+        if section is None or not section.ok:
+            continue
+        fields = dict(
+            line.split("=", 1) for line in section.output.splitlines() if "=" in line
+        )
+        pretty = fields.get("PRETTY_NAME") or fields.get("NAME")
+        if pretty:
+            return pretty.strip().strip("\"'")
+
+    windows = facts.sections.get("windows")
+    if windows is not None and windows.ok:
+        try:
+            system = json.loads(windows.output).get("os") or {}
+        except (ValueError, AttributeError):
+            return None
+        caption = str(system.get("caption") or "").strip()
+        version = str(system.get("version") or "").strip()
+        return " ".join(part for part in (caption, version) if part) or None
+    return None
+
+
+@functools.cache
+def _tool_versions() -> tuple[tuple[str, str], ...]:
+    # Looking a distribution up scans sys.path: once per process is enough.
+    return tuple(tool_versions_uncached().items())
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the plugin and of the libraries that did the checking."""
+    return dict(_tool_versions())
+
+
+def tool_versions_uncached() -> dict[str, str]:
+    versions = {"pytest-amipolicy": __version__}
+    for distribution in ("pytest", "pytest-testinfra", "boto3"):
+        try:
+            versions[distribution] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            logger.debug(
+                "%s is not installed; its version is not reported", distribution
+            )
+    return versions
+
+
+class TargetLog:
+    """Target descriptions and policy records, as they arrive in reports."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, dict[str, str]] = {}
+        self.records: list[dict[str, Any]] = []
+        self.closed: list[str] = []
+
+    def take(self, report: pytest.TestReport) -> Optional[dict[str, Any]]:
+        """Note what ``report`` carries; return its policy record, if new."""
+        record = None
+        for name, value in getattr(report, "user_properties", ()):
+            if name == TARGET_PROPERTY and isinstance(value, dict):
+                label = str(value.get("target", ""))
+                self.targets.setdefault(label, {}).update(value.get("details", {}))
+            elif name == PROPERTY and report.when == "setup":
+                record = value
+                self.records.append(value)
+            elif name == CLOSED_PROPERTY and report.when == "teardown":
+                self.closed.extend(value)
+        return record
+
+
+class EvidenceWriter:
+    """Gathers every policy record and writes them as JSON at the end of the run."""
+
+    def __init__(self, path: Path, settings: Settings) -> None:
+        self.path = path
+        self.settings = settings
+        self.patterns = compile_patterns(settings.redact)
+        self.log = TargetLog()
+        self.started = _now()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Reports were redacted where they were made (EvidenceFilter).
+        self.log.take(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        document = {
+            "schema": SCHEMA_VERSION,
+            "tool": {"name": "pytest-amipolicy", "version": __version__},
+            "policy_page": POLICY_PAGE,
+            "check_date": self.settings.check_date.isoformat(),
+            "started": self.started,
+            "finished": _now(),
+            "environment": redact(tool_versions(), self.patterns),
+            "targets": self.log.targets,
+            "results": self.log.records,
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        terminalreporter.write_sep("-", f"amipolicy evidence: {self.path}")
+
+
+def read_records(report: Any) -> Optional[dict[str, Any]]:
     """Return the policy record attached to a report, if it has one."""
-    for name, value in report.user_properties:
-        if name == PROPERTY:
+    for name, value in getattr(report, "user_properties", ()):
+        if name == PROPERTY and isinstance(value, dict):
             record: dict[str, Any] = value
             return record
     return None

@@ -121,6 +121,14 @@ class PolicyItem(pytest.Item):
             )
         )
 
+        # What is known of the target (image, instance, OS) reaches the
+        # controller the same way, for the report's environment table.
+        from pytest_amipolicy.evidence import target_property
+
+        described = target_property(self.run_state.run_for(self.target_label))
+        if described is not None:
+            self.user_properties.append(described)
+
 
 def render_outcome(policy: Policy, target: str, outcome: Outcome) -> str:
     """Text shown for a failed or undecided policy: verdict, why, evidence, fix."""

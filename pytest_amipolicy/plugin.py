@@ -17,7 +17,7 @@ import pytest
 
 from pytest_amipolicy import __version__, hooks
 from pytest_amipolicy.catalogue import get_policy
-from pytest_amipolicy.evidence import EvidenceWriter
+from pytest_amipolicy.evidence import EvidenceFilter, EvidenceWriter
 from pytest_amipolicy.items import PolicyItem, make_items
 from pytest_amipolicy.options import add_options, settings_from
 from pytest_amipolicy.session import SESSION_KEY, AmiPolicySession, build_targets
@@ -49,11 +49,16 @@ def pytest_configure(config: pytest.Config) -> None:
     # The summary listens to reports on the controller, which under xdist is
     # not where the targets are opened.
     config.pluginmanager.register(RunSummary(settings), "amipolicy-summary")
+    config.pluginmanager.register(EvidenceFilter(settings), "amipolicy-filter")
     if settings.evidence_path is not None and not hasattr(config, "workerinput"):
         config.pluginmanager.register(
-            EvidenceWriter(settings.evidence_path, settings.redact),
+            EvidenceWriter(settings.evidence_path, settings),
             "amipolicy-evidence",
         )
+    if config.getoption("htmlpath", None) and not hasattr(config, "workerinput"):
+        from pytest_amipolicy.report import HtmlEvidence
+
+        config.pluginmanager.register(HtmlEvidence(settings), "amipolicy-html")
 
     # Every policy of a target must run on the worker that opened it; plain
     # load balancing would launch one instance per worker for the same AMI.
@@ -118,8 +123,9 @@ def pytest_runtest_makereport(
     report = yield
 
     # pytest renders setup errors with a traceback; an unreachable target or an
-    # undecided check deserves the same short text as a failed policy.
-    if isinstance(item, PolicyItem) and call.excinfo is not None:
+    # undecided check deserves the same short text as a failed policy. A skip
+    # keeps its (path, line, reason) form, which -rs and JUnit XML expect.
+    if isinstance(item, PolicyItem) and call.excinfo is not None and report.failed:
         report.longrepr = item.repr_failure(call.excinfo)
     return report
 

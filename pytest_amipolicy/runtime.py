@@ -102,6 +102,10 @@ class TargetRun:
             self.removed = [f"cleanup of {self.label} failed: {error}"]
         return self.removed
 
+    def known_facts(self) -> list[Facts]:
+        """The facts gathered so far (machine, AMI); never opens or asks the target."""
+        return [facts for facts in (self._facts, self._ami_facts) if facts is not None]
+
     @property
     def remote_commands(self) -> int:
         return self._facts.remote_commands if self._facts is not None else 0

@@ -1,0 +1,320 @@
+"""The pytest-html report as evidence a seller can hand over.
+
+Registered on the controller only, when ``--html`` is given and a target is
+named. It adds Policy, Verdict and Summary columns to the results table, puts
+each policy's reason, findings, evidence and fix in the row's details, fills
+the Environment table with the checked image and the checking tools, and puts
+above the table the verdict counts and the attestations to sign by hand.
+
+pytest-html keeps a reference to pytest-metadata's dictionary from session
+start and serialises it only when it writes the report, so entries added to
+that same dictionary later (what the workers learn about the targets) appear.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib.resources
+import logging
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any, Optional
+
+import pytest
+
+from pytest_amipolicy.catalogue import POLICY_PAGE, all_policies
+from pytest_amipolicy.evidence import (
+    TARGET_LABELS,
+    TargetLog,
+    _now,
+    compile_patterns,
+    read_records,
+    redact,
+    tool_versions,
+)
+
+if TYPE_CHECKING:
+    from pytest_amipolicy.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+VERDICTS = ("pass", "fail", "error", "skip", "manual")
+
+# Result table columns added after pytest-html's Result column.
+COLUMNS = (
+    '<th class="sortable" data-column-type="policy">Policy</th>',
+    '<th class="sortable" data-column-type="verdict">Verdict</th>',
+    "<th>Summary</th>",
+)
+
+
+class HtmlEvidence:
+    """pytest-html hook implementations; one per session, on the controller."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.patterns = compile_patterns(settings.redact)
+        self.log = TargetLog()
+        self.started = _now()
+        self.metadata: Optional[dict[str, Any]] = None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # pytest-html takes the dictionary at its (trylast) session start;
+        # what is known now is in it even if the run later crashes.
+        self.metadata = _metadata(session.config)
+        self._fill_environment()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = self.log.take(report)
+        if record is None:
+            return
+
+        # Runs before pytest-html's (trylast) handler, which collects the
+        # extras of every phase of the test into its row.
+        extras = [*getattr(report, "extras", []), _html_extra(html_detail(record))]
+        # The attribute pytest-html reads; pytest's own type does not declare it.
+        report.extras = extras  # type: ignore[attr-defined]
+        self._fill_environment()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        report.title = "AWS Marketplace AMI policy check"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells[1:1] = COLUMNS
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
+        record = read_records(report)
+        if record is None:
+            cells[1:1] = [
+                '<td class="col-policy"></td>',
+                '<td class="col-verdict"></td>',
+                '<td class="col-summary"></td>',
+            ]
+            return
+
+        policy = html.escape(str(record.get("policy", "")))
+        verdict = html.escape(str(record.get("verdict", "")))
+        summary = html.escape(str(record.get("summary", "")))
+        cells[1:1] = [
+            f'<td class="col-policy"><a href="{html.escape(POLICY_PAGE)}" '
+            f'target="_blank" rel="noopener">{policy}</a></td>',
+            f'<td class="col-verdict amipolicy-{verdict}">{verdict}</td>',
+            f'<td class="col-summary">{summary}</td>',
+        ]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report: Any, data: list[str]) -> None:
+        if read_records(report) is None or not data:
+            return
+
+        # The verdict text pytest shows in the terminal repeats the detail
+        # block above it; keep only what else was captured (logs, output).
+        if report.longreprtext and data[0] == html.escape(report.longreprtext) + "\n":
+            del data[0]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self,
+        prefix: list[str],
+        summary: list[str],
+        postfix: list[str],
+        session: pytest.Session,
+    ) -> None:
+        # Called just before the report is written: the last moment to add
+        # the finish time and what the last workers reported.
+        self._fill_environment(finished=_now())
+        prefix.append(f"<style>{_stylesheet()}</style>")
+        prefix.append(verdict_tables(self.log.records))
+        prefix.append(attestations_html())
+        if self.log.closed:
+            prefix.append(cleanup_html(self.log.closed))
+
+    def _fill_environment(self, finished: Optional[str] = None) -> None:
+        if self.metadata is None:
+            return
+
+        entries: dict[str, Any] = {
+            "Check date": self.settings.check_date.isoformat(),
+            "Started": self.started,
+        }
+        if finished:
+            entries["Finished"] = finished
+        entries["Policy page"] = POLICY_PAGE
+        entries["Checked with"] = tool_versions()
+        for label, details in self.log.targets.items():
+            entries[f"Target {label}"] = {
+                TARGET_LABELS.get(key, key): value for key, value in details.items()
+            }
+
+        # Ours first, then what pytest-metadata collected; the same dict object,
+        # since that is the one pytest-html holds.
+        others = {
+            key: value for key, value in self.metadata.items() if key not in entries
+        }
+        self.metadata.clear()
+        self.metadata.update(_escaped(redact(entries, self.patterns)))
+        self.metadata.update(others)
+
+
+def html_detail(record: dict[str, Any]) -> str:
+    """The details of one policy row: reason, findings, evidence and the fix."""
+    verdict = str(record.get("verdict", ""))
+    esc = html.escape
+    parts = [
+        f'<div class="amipolicy-detail amipolicy-{esc(verdict)}">',
+        f'<p class="amipolicy-reason"><span class="amipolicy-badge">{esc(verdict)}'
+        f"</span> {esc(str(record.get('policy', '')))} on "
+        f"<code>{esc(str(record.get('target', '')))}</code>: "
+        f"{esc(str(record.get('reason', '')))}</p>",
+    ]
+
+    findings = record.get("findings") or []
+    if findings:
+        parts.append('<h4>Findings</h4><ul class="amipolicy-findings">')
+        parts.extend(f"<li>{esc(str(finding))}</li>" for finding in findings)
+        parts.append("</ul>")
+
+    evidence = record.get("evidence") or []
+    if evidence:
+        parts.append("<h4>Evidence</h4>")
+        parts.extend(
+            f'<pre class="amipolicy-evidence">{esc(str(block))}</pre>'
+            for block in evidence
+        )
+
+    if verdict == "fail" and record.get("remediation"):
+        parts.append(
+            f'<p class="amipolicy-fix"><strong>Fix:</strong> '
+            f"{esc(str(record['remediation']))}</p>"
+        )
+    if verdict == "manual":
+        parts.append(
+            '<p class="amipolicy-fix">Listed under <em>Attestations</em> above: '
+            "confirm it by hand before you submit the image.</p>"
+        )
+
+    commands = record.get("remote_commands")
+    if commands:
+        parts.append(
+            f'<p class="amipolicy-meta">{int(commands)} remote command'
+            f"{'s' if int(commands) != 1 else ''} run on the target so far.</p>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def verdict_tables(records: list[dict[str, Any]]) -> str:
+    """Counts per family and verdict, and one line per target with its standing."""
+    families: dict[str, Counter[str]] = defaultdict(Counter)
+    targets: dict[str, Counter[str]] = defaultdict(Counter)
+    for record in records:
+        verdict = str(record.get("verdict", ""))
+        families[str(record.get("family", ""))][verdict] += 1
+        targets[str(record.get("target", ""))][verdict] += 1
+
+    esc = html.escape
+    head = "".join(f'<th class="amipolicy-{v}">{v}</th>' for v in VERDICTS)
+
+    rows = []
+    for label, counts in targets.items():
+        cells = "".join(_count_cell(counts[v], v) for v in VERDICTS)
+        rows.append(
+            f"<tr><th><code>{esc(label)}</code></th>{cells}"
+            f"<td>{esc(standing(counts))}</td></tr>"
+        )
+    by_target = (
+        '<table class="amipolicy-counts"><caption>Targets</caption>'
+        f"<tr><th>target</th>{head}<th>standing</th></tr>{''.join(rows)}</table>"
+    )
+
+    rows = []
+    for family in sorted(families):
+        counts = families[family]
+        cells = "".join(_count_cell(counts[v], v) for v in VERDICTS)
+        rows.append(f"<tr><th>{esc(family)}</th>{cells}</tr>")
+    by_family = (
+        '<table class="amipolicy-counts"><caption>Policies by family</caption>'
+        f"<tr><th>family</th>{head}</tr>{''.join(rows)}</table>"
+    )
+    return f'<div class="amipolicy-summary">{by_target}{by_family}</div>'
+
+
+def standing(counts: Counter[str]) -> str:
+    """One phrase for a target: what a seller can say about it."""
+    if counts["fail"]:
+        return f"not compliant: {counts['fail']} policy failure(s)"
+    if counts["error"]:
+        return f"undecided: {counts['error']} check(s) could not decide"
+    if not counts["pass"]:
+        return "nothing checked"
+    return "compliant on every checked policy" + (
+        f"; {counts['manual']} attestation(s) to sign" if counts["manual"] else ""
+    )
+
+
+def attestations_html() -> str:
+    """The manual policies of the catalogue, as a list to tick and sign."""
+    esc = html.escape
+    manual = [policy for policy in all_policies() if "manual" in policy.platforms]
+    if not manual:
+        return ""
+
+    items = "".join(
+        f'<li><span class="amipolicy-box">&#9744;</span> '
+        f"<strong>{esc(policy.id)}</strong>: {esc(policy.summary)}"
+        f"<br><small>{esc(policy.remediation)}</small></li>"
+        for policy in manual
+    )
+    return (
+        '<div class="amipolicy-attest"><h3>Attestations</h3>'
+        "<p>No software can check these; the seller confirms each by hand "
+        f'(see the <a href="{esc(POLICY_PAGE)}" target="_blank" rel="noopener">'
+        "policy page</a>).</p>"
+        f"<ul>{items}</ul>"
+        '<p class="amipolicy-sign">Confirmed by: ____________________ '
+        "Date: ____________</p></div>"
+    )
+
+
+def cleanup_html(lines: list[str]) -> str:
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return f'<div class="amipolicy-cleanup"><h3>Cleanup</h3><ul>{items}</ul></div>'
+
+
+def _count_cell(count: int, verdict: str) -> str:
+    if not count:
+        return '<td class="amipolicy-zero">0</td>'
+    return f'<td class="amipolicy-{verdict}">{count}</td>'
+
+
+def _escaped(value: Any) -> Any:
+    # pytest-html inserts environment values (and nested keys) as HTML.
+    if isinstance(value, dict):
+        return {html.escape(str(k)): _escaped(v) for k, v in value.items()}
+    return html.escape(str(value))
+
+
+def _html_extra(content: str) -> dict[str, Any]:
+    from pytest_html import extras  # type: ignore[import-untyped]
+
+    extra: dict[str, Any] = extras.html(content)
+    return extra
+
+
+def _metadata(config: pytest.Config) -> Optional[dict[str, Any]]:
+    try:
+        from pytest_metadata.plugin import (  # type: ignore[import-untyped]
+            metadata_key,
+        )
+    except ImportError:
+        logger.debug("pytest-metadata is missing; no environment table")
+        return None
+    return config.stash.get(metadata_key, None)
+
+
+def _stylesheet() -> str:
+    resource = importlib.resources.files("pytest_amipolicy") / "data" / "report.css"
+    return resource.read_text(encoding="utf-8")

@@ -1,0 +1,176 @@
+"""The HTML report, opened in a real browser, is evidence a seller can hand over."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.report.conftest import (
+    ACCOUNT_ID,
+    BAD,
+    GOOD,
+    PLANTED_SECRET,
+    needs_chromium,
+    rendered,
+    run_report,
+    texts_by,
+)
+
+pytestmark = needs_chromium
+
+
+def _row(rows: dict[str, str], target: str, policy: str, when: str = "") -> str:
+    return rows[f"amipolicy::policy[{target}-{policy}]{when}"]
+
+
+def test_a_failing_policy_row_shows_its_verdict_evidence_and_fix(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    rows = texts_by(rendered(scenario_dir.path / "report.html"))
+
+    row = _row(rows, BAD, "SSH-PASSWORD")
+    assert "Failed SSH-PASSWORD fail sshd allows no password login." in row
+    assert "sshd accepts passwords for every user" in row
+    assert "PasswordAuthentication yes (global)" in row
+    assert "$ sudo sshd -T -C user=root,host=scanner,addr=198.51.100.7" in row
+    assert "at /etc/ssh/sshd_config.d/50-cloud-init.conf:1" in row
+    assert "Fix: Set 'PasswordAuthentication no' in /etc/ssh/sshd_config" in row
+
+
+def test_an_undecided_policy_is_an_error_row_with_its_evidence_and_no_fix(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    rows = texts_by(rendered(scenario_dir.path / "report.html"))
+
+    row = _row(rows, BAD, "UPDATES", "::setup")
+    assert row.startswith("Error UPDATES error")
+    assert "Temporary failure resolving 'deb.debian.org'" in row
+    assert "Fix:" not in row
+
+
+def test_every_verdict_has_its_own_row_with_policy_and_summary(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    rows = texts_by(rendered(scenario_dir.path / "report.html"))
+
+    assert _row(rows, GOOD, "SSH-ROOT").startswith("Passed SSH-ROOT pass")
+    assert _row(rows, GOOD, "AMI-ARCH").startswith("Skipped AMI-ARCH skip")
+    assert _row(rows, GOOD, "MANUAL-LIMITS").startswith("Skipped MANUAL-LIMITS manual")
+    assert "No time or user limits on the software." in _row(
+        rows, GOOD, "MANUAL-LIMITS"
+    )
+
+
+def test_the_policy_column_links_to_the_marketplace_policy_page(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    dom = rendered(scenario_dir.path / "report.html")
+
+    links = re.findall(
+        r'<td class="col-policy"><a href="([^"]+)"[^>]*>([A-Z-]+)</a>', dom
+    )
+    assert len(links) == 16
+    assert {href for href, _ in links} == {
+        "https://docs.aws.amazon.com/marketplace/latest/userguide/"
+        "product-and-ami-policies.html"
+    }
+
+
+def test_the_environment_table_names_each_image_instance_os_and_the_tools(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    environment = texts_by(rendered(scenario_dir.path / "report.html"))["environment"]
+
+    for expected in (
+        "Check date",
+        "Started",
+        "Finished",
+        f"Target {BAD}",
+        "AMI id: ami-0f9e8d7c6b5a40312",
+        "AMI name: acme-appliance-2.4.0-rc1",
+        "Owner: [redacted]",
+        "Region: us-east-1",
+        "Created: 2025-04-11T16:40:00.000Z",
+        "Architecture: x86_64",
+        "Instance id: i-0badc0de0badc0de2",
+        "Instance type: t3.micro",
+        "OS release: Debian GNU/Linux 12 (bookworm)",
+        "pytest-amipolicy: ",
+        "pytest: ",
+        "pytest-testinfra: ",
+        "boto3: ",
+    ):
+        assert expected in environment
+
+
+def test_the_summary_counts_verdicts_and_lists_the_attestations_to_sign(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    texts = texts_by(rendered(scenario_dir.path / "report.html"), key="class")
+
+    counts = texts["amipolicy-summary"]
+    assert f"{GOOD} 4 0 0 2 2 compliant on every checked policy" in counts
+    assert f"{BAD} 1 2 1 2 2 not compliant: 2 policy failure(s)" in counts
+    assert "secrets 1 1 0 0 0" in counts
+    attestations = texts["amipolicy-attest"]
+    assert "\u2610 MANUAL-CONSENT: No customer registration" in attestations
+    assert "\u2610 MANUAL-LIMITS: No time or user limits" in attestations
+    assert "Confirmed by:" in attestations
+
+
+def test_a_secret_matched_by_amipolicy_redact_appears_nowhere(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    result = run_report(
+        scenario_dir, "--ami-evidence=evidence.json", "--junitxml=junit.xml", "-rA"
+    )
+
+    outputs = {
+        "terminal": result.stdout.str(),
+        "report.html": (scenario_dir.path / "report.html").read_text(),
+        "rendered": rendered(scenario_dir.path / "report.html"),
+        "evidence.json": (scenario_dir.path / "evidence.json").read_text(),
+        "junit.xml": (scenario_dir.path / "junit.xml").read_text(),
+    }
+    for name, text in outputs.items():
+        assert PLANTED_SECRET not in text, name
+        assert ACCOUNT_ID not in text, name
+    assert "aws_secret_access_key = [redacted]" in outputs["rendered"]
+
+
+def test_a_private_key_in_evidence_never_reaches_the_report(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    # Without any amipolicy_redact pattern at all.
+    scenario_dir.makeini("[pytest]\n")
+
+    run_report(scenario_dir, "--ami-evidence=evidence.json")
+
+    for name in ("report.html", "evidence.json"):
+        text = (scenario_dir.path / name).read_text()
+        assert "PRIVATE KEY" not in text
+        assert "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE" not in text
+    assert PLANTED_SECRET in (scenario_dir.path / "evidence.json").read_text()
+
+
+def test_evidence_text_is_escaped_not_rendered_as_html(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    rows = texts_by(rendered(scenario_dir.path / "report.html"))
+
+    assert "# written by <provisioner> & co" in _row(rows, BAD, "AWS-KEYS")
