@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> None:
     # Booting containers needs root and systemd-nspawn; elsewhere the
     # integration tier is skipped with the reason instead of failing.
     if os.geteuid() == 0 and os.path.exists("/usr/bin/systemd-nspawn"):
@@ -28,3 +31,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "integration" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # `pytest --ami-image=demo` from the repository root checks the target only;
+    # the project's own tests run when they are named, as in `pytest tests`.
+    named_a_target = any(
+        config.getoption(option) for option in ("ami", "ami_host", "ami_image")
+    )
+    if named_a_target and config.args_source is not pytest.Config.ArgsSource.ARGS:
+        return collection_path.name == "tests" or None
+    return None

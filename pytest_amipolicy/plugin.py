@@ -101,7 +101,16 @@ def pytest_collection_modifyitems(
         return
 
     policies = [get_policy(policy_id) for policy_id in run_state.settings.policies]
-    items.extend(make_items(session, run_state.labels, policies))
+    collected = make_items(session, run_state.labels, policies)
+    items.extend(collected)
+
+    # The items were not found by a collector, so announce them as if one had:
+    # the terminal's "N tests collected" and other plugins count from this.
+    config.hook.pytest_collectreport(
+        report=pytest.CollectReport(
+            "amipolicy", "passed", None, list(collected), sections=[]
+        )
+    )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

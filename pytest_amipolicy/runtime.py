@@ -141,10 +141,14 @@ def gather_facts(run: TargetRun, progress: Progress) -> Facts:
 
     privileged = connection.login_user != "root"
     facts.sections.update(
-        linux.gather(remote, sudo=privileged, login_user=connection.login_user)
+        linux.gather(remote, sudo=privileged, user=connection.login_user)
     )
     facts.loader = lambda name: linux.load_slow(
-        remote, name, sudo=privileged, install=run.target.kind != "host"
+        # A scanner may be installed only on a machine that is thrown away.
+        remote,
+        name,
+        sudo=privileged,
+        install_scanner=run.target.kind != "host",
     )
     return facts
 
@@ -156,7 +160,12 @@ def _counting_runner(host: Any, facts: Facts) -> Callable[[str], tuple[int, str,
         facts.remote_commands += 1
         logger.debug("remote command on %s: %.200s", facts.target, command)
         result = host.run(command)
-        return result.exit_status, result.stdout, result.stderr
+
+        # Decoded here: testinfra's own decoding first probes the remote
+        # encoding with an extra command, which also does not exist on Windows.
+        stdout = result.stdout_bytes.decode("utf-8", errors="replace")
+        stderr = result.stderr_bytes.decode("utf-8", errors="replace")
+        return result.exit_status, stdout, stderr
 
     return remote
 

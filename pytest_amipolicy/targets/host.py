@@ -61,8 +61,21 @@ class HostTarget(Target):
         from pytest_amipolicy.targets.winrm import open_winrm_host
 
         user = self._parsed.username or self.settings.user or "Administrator"
+        verify = self._query.get("no_verify_ssl", ["false"])[0].lower() != "true"
         progress(f"connecting to {self.label} over WinRM as {user}")
-        self._host = open_winrm_host(self.label, self.spec)
+
+        self._host = open_winrm_host(self.spec, user=user, verify_ssl=verify)
+        try:
+            result = self._host.run("echo amipolicy")
+        except Exception as error:  # pywinrm and requests raise many kinds
+            raise self.error(
+                f"WinRM login as {user} failed ({type(error).__name__}: {error}); "
+                "check the address, port 5986, the password and that WinRM over "
+                "HTTPS is enabled."
+            ) from None
+        if result.rc != 0:
+            raise self.error(f"WinRM accepted {user} but cannot run commands.")
+
         return Connection(host=self._host, platform="windows", login_user=user)
 
     def close(self, progress: Progress) -> list[str]:

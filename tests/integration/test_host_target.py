@@ -1,0 +1,173 @@
+"""``--ami-host`` end to end: a real booted Debian machine over real SSH.
+
+The machine is the project's Debian test image booted in a container; pytest
+runs in a pytester directory with no test files, exactly as a seller would run
+it against a machine of their own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_amipolicy.imaging.boot import BootedMachine, booted
+from pytest_amipolicy.targets.ssh import LaunchKey
+
+pytestmark = pytest.mark.integration
+
+SPINE_POLICIES = "SSH-PASSWORD,SSH-ROOT,ROOT-PASSWORD,NO-PASSWORDS,AUTHORIZED-KEYS,SUDO"
+STRAY_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHFhbAgu/sbKF+2fCgNvEa9Da49nOj+/B1CqxJd03YWb"
+    " builder@example.test"
+)
+
+
+def break_the_image(root: Path) -> None:
+    """Lay the faults a careless build leaves: passwords on, blank root, a stray key."""
+    dropin = root / "etc/ssh/sshd_config.d/10-debug.conf"
+    dropin.write_text("PasswordAuthentication yes\nPermitRootLogin yes\n")
+
+    shadow = root / "etc/shadow"
+    lines = shadow.read_text().splitlines()
+    lines = [":".join(["root", "", *line.split(":")[2:]]) if line.startswith("root:") else line for line in lines]
+    shadow.write_text("\n".join(lines) + "\n")
+
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(STRAY_KEY + "\n")
+
+    # A second login user that has the launch key but no sudo rights.
+    with open(root / "etc/passwd", "a") as passwd:
+        passwd.write("nosudo:x:1500:1500::/home/nosudo:/bin/bash\n")
+    with open(root / "etc/group", "a") as group:
+        group.write("nosudo:x:1500:\n")
+    with open(root / "etc/shadow", "a") as shadow_file:
+        shadow_file.write("nosudo:!:19000:0:99999:7:::\n")
+
+
+@pytest.fixture(scope="module")
+def launch_key() -> Iterator[LaunchKey]:
+    key = LaunchKey()
+    yield key
+    key.remove()
+
+
+@pytest.fixture(scope="module")
+def compliant(debian_image: Path, launch_key: LaunchKey) -> Iterator[BootedMachine]:
+    with booted(debian_image, login_user="admin", public_key=launch_key.public_line) as machine:
+        yield machine
+
+
+@pytest.fixture(scope="module")
+def careless(debian_image: Path, launch_key: LaunchKey) -> Iterator[BootedMachine]:
+    def prepare(root: Path) -> None:
+        break_the_image(root)
+        home = root / "home/nosudo/.ssh"
+        home.mkdir(parents=True, mode=0o700)
+        (home / "authorized_keys").write_text(launch_key.public_line + "\n")
+        for path in (home.parent, home, home / "authorized_keys"):
+            import os
+
+            os.chown(path, 1500, 1500)
+
+    with booted(
+        debian_image,
+        login_user="admin",
+        public_key=launch_key.public_line,
+        prepare=prepare,
+    ) as machine:
+        yield machine
+
+
+def run_checks(
+    pytester: pytest.Pytester, spec: str, *args: str
+) -> tuple[pytest.RunResult, dict[str, str]]:
+    result = pytester.runpytest(
+        f"--ami-host={spec}", f"--ami-policy={SPINE_POLICIES}", "--ami-evidence=evidence.json", *args
+    )
+    evidence_file = pytester.path / "evidence.json"
+    verdicts: dict[str, str] = {}
+    if evidence_file.exists():
+        document: dict[str, Any] = json.loads(evidence_file.read_text())
+        verdicts = {record["policy"]: record["verdict"] for record in document["results"]}
+    return result, verdicts
+
+
+def spec_for(machine: BootedMachine, key: LaunchKey, user: str = "admin") -> str:
+    return f"ssh://{user}@{machine.address}:{machine.port}?ssh_identity_file={key.path}"
+
+
+def test_a_well_prepared_image_passes_every_spine_policy(
+    pytester: pytest.Pytester, compliant: BootedMachine, launch_key: LaunchKey
+) -> None:
+    result, verdicts = run_checks(pytester, spec_for(compliant, launch_key))
+
+    assert verdicts == {
+        "SSH-PASSWORD": "pass",
+        "SSH-ROOT": "pass",
+        "ROOT-PASSWORD": "pass",
+        "NO-PASSWORDS": "pass",
+        "AUTHORIZED-KEYS": "pass",
+        "SUDO": "pass",
+    }
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(["*: 6 pass; 1 remote command"])
+
+
+def test_a_careless_image_fails_with_evidence_and_a_fix(
+    pytester: pytest.Pytester, careless: BootedMachine, launch_key: LaunchKey
+) -> None:
+    result, verdicts = run_checks(pytester, spec_for(careless, launch_key))
+
+    assert verdicts == {
+        "SSH-PASSWORD": "fail",
+        "SSH-ROOT": "fail",
+        "ROOT-PASSWORD": "fail",
+        "NO-PASSWORDS": "fail",
+        "AUTHORIZED-KEYS": "fail",
+        "SUDO": "pass",
+    }
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*SSH-PASSWORD fail on *", "Fix: *"])
+    assert "BEGIN OPENSSH PRIVATE KEY" not in result.stdout.str()
+
+
+def test_a_user_without_sudo_fails_the_sudo_policy(
+    pytester: pytest.Pytester, careless: BootedMachine, launch_key: LaunchKey
+) -> None:
+    result, verdicts = run_checks(pytester, spec_for(careless, launch_key, user="nosudo"))
+
+    assert verdicts["SUDO"] == "fail"
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_refused_authentication_is_one_line_naming_the_target(
+    pytester: pytest.Pytester, compliant: BootedMachine
+) -> None:
+    other_key = LaunchKey()
+    try:
+        result, _ = run_checks(pytester, spec_for(compliant, other_key), "--ami-policy=SUDO")
+    finally:
+        other_key.remove()
+
+    result.stdout.fnmatch_lines(
+        [f"SUDO: ssh://admin@{compliant.address}:22: admin@{compliant.address}:22 refused *"]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_an_unreachable_host_is_one_line_naming_the_target(
+    pytester: pytest.Pytester, compliant: BootedMachine, launch_key: LaunchKey
+) -> None:
+    spec = f"ssh://admin@{compliant.address}:2?ssh_identity_file={launch_key.path}"
+
+    result, verdicts = run_checks(pytester, spec)
+
+    result.stdout.fnmatch_lines([f"*connection to {compliant.address}:2 refused; check*"])
+    assert set(verdicts.values()) == {"error"}
+    assert "Traceback" not in result.stdout.str()
