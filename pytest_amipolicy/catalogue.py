@@ -27,6 +27,7 @@ PLATFORMS = ("ami", "linux", "windows", "manual")
 
 FAMILY_MODULES = (
     "pytest_amipolicy.policies.ami",
+    "pytest_amipolicy.policies.amazon",
     "pytest_amipolicy.policies.ssh",
     "pytest_amipolicy.policies.accounts",
     "pytest_amipolicy.policies.keys",
@@ -49,6 +50,9 @@ class Policy:
     summary: str
     remediation: str
     check: Check
+    # The verdict needs a launched instance too (the AMI's attributes alone
+    # cannot show that it works with IMDSv2 required, say).
+    needs_launch: bool = False
 
     @property
     def url(self) -> str:
@@ -68,6 +72,7 @@ def policy(
     platforms: tuple[str, ...],
     summary: str,
     remediation: str,
+    needs_launch: bool = False,
 ) -> Callable[[Check], Check]:
     """Register the decorated function as the check of policy ``policy_id``."""
 
@@ -88,6 +93,7 @@ def policy(
             summary=summary,
             remediation=remediation,
             check=check,
+            needs_launch=needs_launch,
         )
         return check
 

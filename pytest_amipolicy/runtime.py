@@ -7,6 +7,7 @@ run over many targets holds only the machines it is still checking.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -89,7 +90,23 @@ class TargetRun:
             check_date=self.settings.check_date,
             settings={"max_age_days": self.settings.max_age_days},
         )
+
+        # Amazon's own verdicts are asked for once per AMI, only when enabled.
+        from pytest_amipolicy.aws import amazon
+
+        if amazon.wanted(self.settings):
+            self._ami_facts.settings[amazon.FACTS_KEY] = amazon.gather_for(
+                self.target, self.settings
+            )
         return self._ami_facts
+
+    def with_launch(self, facts: Facts, progress: Progress) -> Facts:
+        """AMI facts with what the launch showed, launching if it has not yet."""
+        self.machine_facts(progress)
+        details = self.connection.details if self.connection else None
+        return dataclasses.replace(
+            facts, settings={**facts.settings, **(details or {})}
+        )
 
     def close(self, progress: Progress) -> list[str]:
         if self.closed:
@@ -182,6 +199,8 @@ def judge(policy: Policy, run: TargetRun, progress: Progress) -> Outcome:
                 f"{policy.id} reads the EC2 attributes of a registered AMI; "
                 f"{run.label} is not one (check it with --ami)."
             )
+        if policy.needs_launch:
+            facts = run.with_launch(facts, progress)
     else:
         facts = run.machine_facts(progress)
         if facts.platform not in policy.platforms:

@@ -73,6 +73,7 @@ class Facts:
     loader: Optional[Loader] = None
     # Sections that could not be gathered, with the reason.
     failures: dict[str, str] = field(default_factory=dict)
+    # Counted by the runner that executes them, slow sections included.
     remote_commands: int = 0
 
     def has(self, name: str) -> bool:
@@ -95,6 +96,5 @@ class Facts:
             self.failures[name] = error.why
             raise
 
-        self.remote_commands += 1
         self.sections[name] = section
         return section

@@ -293,6 +293,24 @@ scan_files() {
     } | sort -u | tr '\n' '\0' | xargs -0 -r grep -lIE -- "$scan_pattern" 2>/dev/null
 }
 
+is_key_block() {
+    # $1: lines from a BEGIN ... PRIVATE KEY header to its END line
+    grep -qE -- '-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(\\r)?\\n[A-Za-z0-9+/]{60}' "$1" && return 0
+    awk '
+        NR == 1 { next }
+        /-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----/ { ended = 1; exit }
+        {
+            line = $0
+            gsub(/^[[:space:]"'\'']+/, "", line)
+            gsub(/(\\n)?["'\'',+]*[[:space:]]*$/, "", line)
+            if (line == "" || line ~ /^(Proc-Type|DEK-Info|Comment):/) next
+            if (line !~ /^[A-Za-z0-9+\/=]+$/) { broken = 1; exit }
+            body += length(line)
+        }
+        END { exit !(ended && !broken && body >= 100) }
+    ' "$1"
+}
+
 report_matches() {
     # $1 kind, $2 file, $3 grep -E pattern, $4 how many trailing chars are the secret (0: all)
     grep -noE -- "$3" "$2" 2>/dev/null | while IFS= read -r _m; do
@@ -312,8 +330,10 @@ scan_secrets() {
     while IFS= read -r _f; do
         grep -nE -- '-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----' "$_f" 2>/dev/null | while IFS=: read -r _line _rest; do
             sed -n "${_line},/-----END .*PRIVATE KEY/p" "$_f" >"$tmpd/block"
-            # a header in source code or prose is not a key: a key has a body
-            grep -qE '^[[:space:]"'\'']*[A-Za-z0-9+/=]{40,}' "$tmpd/block" || continue
+            # A header in source code or prose is not a key, nor is an example
+            # cut short with "...": a key is a whole PEM block, or one escaped
+            # into a single JSON or code string.
+            is_key_block "$tmpd/block" || continue
             _kind=private-key
             case $_rest in *ENCRYPTED*) _kind=encrypted-private-key ;; esac
             grep -q 'Proc-Type: 4,ENCRYPTED' "$tmpd/block" && _kind=encrypted-private-key

@@ -242,6 +242,7 @@ def check_age(facts: Facts) -> Outcome:
     family=FAMILY,
     platforms=PLATFORMS,
     summary=("The AMI works with IMDSv2 required and reports ImdsSupport v2.0."),
+    needs_launch=True,
     remediation=(
         "After checking the image works with IMDSv2 only: aws ec2 register-image "
         "... --imds-support v2.0 (or modify-image-attribute --imds-support v2.0 "

@@ -10,20 +10,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.targets.ec2 import Ec2Target
 from tests.functional.sshfake import FakeSshServer
+from tests.support.moto import REGION, moto_server, reset
 
-REGION = "us-east-1"
 # Amazon Linux 2 (x86_64, hvm, ebs) from moto's built-in catalogue.
 AMAZON_LINUX_AMI = "ami-04e486878a41da19c"
 # A documentation address: the ingress range is only ever written into moto.
@@ -31,41 +29,19 @@ TEST_CIDR = "203.0.113.7/32"
 
 
 @pytest.fixture(scope="session")
-def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    empty = tmp_path_factory.mktemp("aws") / "empty"
-    empty.write_text("")
-    pinned = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": str(empty),
-        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
-        # No instance-role lookups to a link-local address either.
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-
-    with pytest.MonkeyPatch.context() as patch:
+def moto_endpoint() -> Iterator[str]:
+    with moto_server() as environment, pytest.MonkeyPatch.context() as patch:
         for name in ("AWS_PROFILE", "AWS_REGION"):
             patch.delenv(name, raising=False)
-        for name, value in {**pinned, "AWS_ENDPOINT_URL": endpoint}.items():
+        for name, value in environment.items():
             patch.setenv(name, value)
-        yield endpoint
-
-    server.stop()
+        yield environment["AWS_ENDPOINT_URL"]
 
 
 @pytest.fixture
 def moto(moto_endpoint: str) -> str:
     """A moto server in its initial state (default VPC, built-in AMIs)."""
-    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
+    reset(moto_endpoint)
     return moto_endpoint
 
 

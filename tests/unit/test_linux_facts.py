@@ -201,10 +201,17 @@ def test_script_runs_clean_and_fast_on_this_host(tmp_path: Path) -> None:
 
 @needs_root_sh
 def test_scan_sends_fingerprints_and_never_the_planted_secrets(tmp_path: Path) -> None:
+    body = "QUJD" * 100
     key = (
         "-----BEGIN OPENSSH PRIVATE KEY-----\n"
-        + "QUJD" * 20
+        + "\n".join(body[i : i + 70] for i in range(0, len(body), 70))
         + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    # A documentation example cut short is not a key.
+    (tmp_path / "example.py").write_text(
+        'EXAMPLE = """\n-----BEGIN RSA PRIVATE KEY-----\n'
+        "MIIBxwIBAAJhAKD0YSHy73nUgysO13XsJmd4fHiFyQ+00R7VVu2iV9Qco\n...\n"
+        '-----END RSA PRIVATE KEY-----\n"""\n'
     )
     secret = "abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD"
     (tmp_path / "id_deploy").write_text(key)
@@ -217,6 +224,7 @@ def test_scan_sends_fingerprints_and_never_the_planted_secrets(tmp_path: Path) -
     found = linux.findings(linux.parse(output)["secrets"])
     kinds = {(f.kind, Path(f.path).name) for f in found}
     assert ("private-key", "id_deploy") in kinds
+    assert not any(name == "example.py" for _, name in kinds)
     assert ("aws-secret-access-key", ".env") in kinds
     assert [f.key_id for f in found if f.kind == "aws-access-key-id"] == [
         "AKIAZZZZZZZZZZZZZZZ1"

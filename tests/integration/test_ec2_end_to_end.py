@@ -1,0 +1,180 @@
+"""``--ami`` end to end: moto plays EC2, a booted Debian container plays the instance.
+
+The plugin runs in its own process exactly as a seller runs it, with boto3
+pointed at a moto server on loopback. moto's instance addresses belong to
+nobody, so the run's conftest answers the connect-address hook by booting the
+project's Debian image with the key pair the plugin imported, as cloud-init
+would on EC2, and returns the container's address instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.moto import moto_server, reset
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ec2-end-to-end")]
+
+REPO = Path(__file__).resolve().parents[2]
+
+RUN_CONFTEST = """
+import contextlib
+import os
+from pathlib import Path
+
+import boto3
+
+from pytest_amipolicy.imaging.boot import booted
+
+machines = contextlib.ExitStack()
+
+
+def pytest_amipolicy_connect_address(config, instance, target):
+    ec2 = boto3.client("ec2")
+    pairs = ec2.describe_key_pairs(KeyNames=[instance["KeyName"]], IncludePublicKey=True)
+    machine = machines.enter_context(
+        booted(
+            Path(os.environ["AMIPOLICY_TEST_IMAGE"]),
+            login_user="admin",
+            public_key=pairs["KeyPairs"][0]["PublicKey"],
+        )
+    )
+    return machine.address, machine.port
+
+
+def pytest_unconfigure(config):
+    machines.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def aws(debian_image: Path) -> Iterator[dict[str, str]]:
+    with moto_server() as environment:
+        yield {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            **environment,
+            "AMIPOLICY_TEST_IMAGE": str(debian_image),
+        }
+
+
+@pytest.fixture
+def ec2(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    reset(aws["AWS_ENDPOINT_URL"])
+    for name, value in aws.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    return boto3.client("ec2")
+
+
+@pytest.fixture
+def debian_ami(ec2: Any) -> str:
+    image = ec2.register_image(
+        Name="debian-12-amd64-20261201-1234",
+        Architecture="x86_64",
+        RootDeviceName="/dev/xvda",
+        VirtualizationType="hvm",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+    )
+    return str(image["ImageId"])
+
+
+def plugin_command(workdir: Path, ami: str, *args: str) -> list[str]:
+    (workdir / "conftest.py").write_text(textwrap.dedent(RUN_CONFTEST))
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        f"--ami={ami}",
+        "--ami-region=us-east-1",
+        "--ami-ingress-cidr=203.0.113.7/32",
+        "--ami-evidence=evidence.json",
+        *args,
+    ]
+
+
+def leftovers(ec2: Any) -> list[str]:
+    """Everything of a run that moto still holds (terminated instances are gone)."""
+    found = []
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for instance in reservation["Instances"]:
+            if instance["State"]["Name"] != "terminated":
+                found.append(instance["InstanceId"])
+    for pair in ec2.describe_key_pairs()["KeyPairs"]:
+        if pair["KeyName"].startswith("amipolicy-"):
+            found.append(pair["KeyName"])
+    for group in ec2.describe_security_groups()["SecurityGroups"]:
+        if group["GroupName"].startswith("amipolicy-"):
+            found.append(group["GroupId"])
+    return found
+
+
+def test_an_ami_is_launched_checked_and_everything_removed(
+    ec2: Any, debian_ami: str, aws: dict[str, str], tmp_path: Path
+) -> None:
+    run = subprocess.run(
+        plugin_command(tmp_path, debian_ami),
+        cwd=tmp_path,
+        env=aws,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    document = json.loads((tmp_path / "evidence.json").read_text())
+    verdicts = {record["policy"]: record["verdict"] for record in document["results"]}
+    linux = [
+        "SSH-PASSWORD",
+        "SSH-ROOT",
+        "ROOT-PASSWORD",
+        "NO-PASSWORDS",
+        "AUTHORIZED-KEYS",
+        "HOST-KEYS",
+        "SUDO",
+        "EOL",
+        "AWS-KEYS",
+    ]
+    assert {policy: verdicts[policy] for policy in linux} == dict.fromkeys(
+        linux, "pass"
+    )
+    assert verdicts["AMI-IMDSV2"] == "pass", run.stdout[-3000:]
+    assert "launching" in run.stdout
+    assert leftovers(ec2) == []
+
+
+def test_sigterm_during_the_checks_still_removes_everything(
+    ec2: Any, debian_ami: str, aws: dict[str, str], tmp_path: Path
+) -> None:
+    process = subprocess.Popen(
+        plugin_command(tmp_path, debian_ami, "-s"),
+        cwd=tmp_path,
+        env=aws,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    assert process.stdout is not None
+    deadline = time.monotonic() + 300
+    for line in process.stdout:
+        if "gathering facts" in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=300)[0]
+
+    assert process.returncode != 0
+    assert leftovers(ec2) == [], output[-3000:]
+    assert "Traceback" not in output
