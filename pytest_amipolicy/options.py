@@ -25,6 +25,10 @@ from pytest_amipolicy.settings import Settings
 AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
 SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+PRODUCT_ID = re.compile(r"^prod-[A-Za-z0-9]+$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
+# Amazon Inspector's severities, lowest first.
+INSPECTOR_SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 HOST_SCHEMES = ("ssh", "paramiko", "winrm")
 # The value of --ami-image that builds and checks the bundled Debian demo image.
 DEMO_IMAGE = "demo"
@@ -115,6 +119,31 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="also write the evidence of every policy as JSON to PATH.",
     )
+    group.addoption(
+        "--ami-inspector",
+        action="store_true",
+        default=False,
+        help="judge AMAZON-INSPECTOR on Amazon Inspector's findings for instances "
+        "of the AMI.",
+    )
+    group.addoption(
+        "--ami-inspector-severity",
+        metavar="SEVERITY",
+        help="AMAZON-INSPECTOR fails on findings at or above this severity "
+        f"({', '.join(INSPECTOR_SEVERITIES)}; default HIGH).",
+    )
+    group.addoption(
+        "--ami-product",
+        metavar="ENTITY_ID",
+        help="judge AMAZON-ASSESSMENT on AWS Marketplace's scan of the AMI in this "
+        "AMI product (prod-...).",
+    )
+    group.addoption(
+        "--ami-guardduty",
+        action="store_true",
+        default=False,
+        help="judge AMAZON-MALWARE on GuardDuty Malware Protection's scan of the AMI.",
+    )
 
     parser.addini("amipolicy_region", "AWS region of --ami.")
     parser.addini("amipolicy_user", "login user for every target.")
@@ -137,6 +166,26 @@ def add_options(parser: pytest.Parser) -> None:
         default="300",
     )
     parser.addini("amipolicy_redact", "regular expressions to redact.", type="linelist")
+    parser.addini(
+        "amipolicy_inspector_severity",
+        "lowest Inspector severity that fails AMAZON-INSPECTOR.",
+        default="HIGH",
+    )
+    parser.addini("amipolicy_product", "AWS Marketplace AMI product entity id.")
+    parser.addini(
+        "amipolicy_guardduty_role",
+        "IAM role ARN GuardDuty assumes to scan the AMI when no scan exists.",
+    )
+    parser.addini(
+        "amipolicy_amazon_timeout",
+        "seconds to wait for Inspector, Marketplace or GuardDuty results.",
+        default="900",
+    )
+    parser.addini(
+        "amipolicy_amazon_poll_delay",
+        "seconds between polls for those results.",
+        default="15",
+    )
 
 
 def _value(config: pytest.Config, option: str, ini: str) -> Optional[str]:
@@ -237,6 +286,41 @@ def _check_cidr(value: Optional[str]) -> Optional[str]:
         ) from None
 
 
+def _check_severity(value: str) -> str:
+    severity = value.strip().upper()
+    if severity not in INSPECTOR_SEVERITIES:
+        raise pytest.UsageError(
+            f"--ami-inspector-severity={value!r} is not an Inspector severity: use "
+            f"one of {', '.join(INSPECTOR_SEVERITIES)}."
+        )
+    return severity
+
+
+def _check_product(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+
+    if not PRODUCT_ID.match(value):
+        raise pytest.UsageError(
+            f"--ami-product={value!r} is not a Marketplace product entity id: give "
+            "the id of the AMI product, such as prod-abcdefghijklm (aws "
+            "marketplace-catalog list-entities --entity-type AmiProduct)."
+        )
+    return value
+
+
+def _check_role(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+
+    if not ROLE_ARN.match(value):
+        raise pytest.UsageError(
+            f"amipolicy_guardduty_role={value!r} is not an IAM role ARN such as "
+            "arn:aws:iam::123456789012:role/GuardDutyAmiScan."
+        )
+    return value
+
+
 def _check_policies(patterns: list[str]) -> tuple[str, ...]:
     try:
         chosen = select(patterns)
@@ -308,6 +392,20 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
         evidence_path=Path(evidence) if evidence else None,
         redact=tuple(config.getini("amipolicy_redact")),
+        inspector=config.getoption("ami_inspector"),
+        inspector_severity=_check_severity(
+            _value(config, "ami_inspector_severity", "amipolicy_inspector_severity")
+            or "HIGH"
+        ),
+        product=_check_product(_value(config, "ami_product", "amipolicy_product")),
+        guardduty=config.getoption("ami_guardduty"),
+        guardduty_role=_check_role(config.getini("amipolicy_guardduty_role") or None),
+        amazon_timeout=_check_number(
+            "amipolicy_amazon_timeout", config.getini("amipolicy_amazon_timeout")
+        ),
+        amazon_poll_delay=_check_number(
+            "amipolicy_amazon_poll_delay", config.getini("amipolicy_amazon_poll_delay")
+        ),
     )
 
     # Checked last, so that cheaper mistakes are reported first; the catalogue

@@ -31,3 +31,11 @@ class Settings:
     evidence_path: Optional[Path] = None
     redact: tuple[str, ...] = ()
     image_cache: Optional[Path] = None
+    # Amazon's own verdicts (AMAZON-* policies), each off unless asked for.
+    inspector: bool = False
+    inspector_severity: str = "HIGH"
+    product: Optional[str] = None
+    guardduty: bool = False
+    guardduty_role: Optional[str] = None
+    amazon_timeout: float = 900.0
+    amazon_poll_delay: float = 15.0
