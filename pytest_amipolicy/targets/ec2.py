@@ -21,7 +21,7 @@ from typing import Any, Callable, ClassVar, Optional
 from pytest_amipolicy.aws import cleanup, images, instances, keys, network, session
 from pytest_amipolicy.errors import AmiPolicyError, TargetError
 from pytest_amipolicy.settings import Settings
-from pytest_amipolicy.targets import Connection, Progress, Target, ssh
+from pytest_amipolicy.targets import Connection, Progress, Target, ec2_windows, ssh
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class Ec2Target(Target):
         self._connection: Connection | None = None
         self._address: tuple[str, int] | None = None
         self._login_user: str | None = None
+        self._progress: Progress = _quiet
 
     @property
     def label(self) -> str:
@@ -127,6 +128,7 @@ class Ec2Target(Target):
         """Launch the AMI and log in; the caller must call :meth:`close` afterwards."""
         if self._connection is not None:
             return self._connection
+        self._progress = progress
 
         record = self.image_record()
         images.check_launchable(record, self.region)
@@ -205,8 +207,8 @@ class Ec2Target(Target):
     ) -> dict[
         str, Callable[[dict[str, Any], dict[str, Any], keys.LaunchKey], Connection]
     ]:
-        """The way to log in, per platform; Windows (WinRM) plugs in here."""
-        return {"linux": self._connect_linux}
+        """The way to log in, per platform."""
+        return {"linux": self._connect_linux, "windows": self._connect_windows}
 
     def _connect_address(self, instance: dict[str, Any], port: int) -> tuple[str, int]:
         if self.resolve_address is not None:
@@ -282,6 +284,35 @@ class Ec2Target(Target):
             "default user"
         )
 
+    def _connect_windows(
+        self, record: dict[str, Any], instance: dict[str, Any], key: keys.LaunchKey
+    ) -> Connection:
+        """Log in as Administrator over WinRM with the password EC2 generated."""
+        assert self._address is not None
+        # Known before the login, so that --ami-keep can say how to log in.
+        self._login_user = ec2_windows.ADMIN_USER
+        host = ec2_windows.log_in(
+            self.label,
+            ec2=self.ec2,
+            region=self.region,
+            instance_id=str(instance["InstanceId"]),
+            address=self._address,
+            key=key,
+            settings=self.settings,
+            progress=self._progress,
+            delay=self._boot_delay,
+        )
+
+        details = self._launch_details(record, instance, key)
+        # Published and decrypted, so a password was generated (WIN-ADMIN-PASSWORD).
+        details["password_data_available"] = True
+        return Connection(
+            host=host,
+            platform="windows",
+            login_user=ec2_windows.ADMIN_USER,
+            details=details,
+        )
+
     def _connection_for(
         self,
         host: Any,
@@ -292,7 +323,19 @@ class Ec2Target(Target):
     ) -> Connection:
         assert self._address is not None
         logger.info("%s: logged in as %s at %s:%d", self.label, user, *self._address)
-        details = {
+        return Connection(
+            host=host,
+            platform="linux",
+            login_user=user,
+            launch_public_key=key.public_openssh,
+            details=self._launch_details(record, instance, key),
+        )
+
+    def _launch_details(
+        self, record: dict[str, Any], instance: dict[str, Any], key: keys.LaunchKey
+    ) -> dict[str, Any]:
+        """What the launch tells about the target, for the facts and the report."""
+        return {
             "instance_id": instance["InstanceId"],
             "instance_type": instance.get("InstanceType"),
             "image": record,
@@ -306,13 +349,6 @@ class Ec2Target(Target):
             "imdsv2_required_launch": True,
             "run_id": self.run_id,
         }
-        return Connection(
-            host=host,
-            platform="linux",
-            login_user=user,
-            launch_public_key=key.public_openssh,
-            details=details,
-        )
 
     def _write_ssh_config(self) -> Path:
         handle, path = tempfile.mkstemp(prefix=f"{self.name}-", suffix=".ssh_config")
@@ -422,7 +458,9 @@ class Ec2Target(Target):
 
         if created.instance_id:
             lines.append(f"instance {created.instance_id} in {region}")
-        if created.key_file and self._address:
+        if created.key_file and self._address and self._login_user == "Administrator":
+            lines.append(ec2_windows.reach_line(self._address, region, created))
+        elif created.key_file and self._address:
             user = self._login_user or "USER"
             host, port = self._address
             lines.append(f"reach it: ssh -i {created.key_file} -p {port} {user}@{host}")
@@ -453,3 +491,7 @@ class Ec2Target(Target):
             created.ssh_config.unlink(missing_ok=True)
             created.ssh_config = None
         return lines
+
+
+def _quiet(line: str) -> None:
+    """Progress before :meth:`Ec2Target.open` is given the run's reporter."""

@@ -58,7 +58,7 @@ class HostTarget(Target):
         )
 
     def _open_winrm(self, progress: Progress) -> Connection:
-        from pytest_amipolicy.targets.winrm import open_winrm_host
+        from pytest_amipolicy.targets.winrm import login_failure, open_winrm_host
 
         user = self._parsed.username or self.settings.user or "Administrator"
         verify = self._query.get("no_verify_ssl", ["false"])[0].lower() != "true"
@@ -68,11 +68,11 @@ class HostTarget(Target):
         try:
             result = self._host.run("echo amipolicy")
         except Exception as error:  # pywinrm and requests raise many kinds
-            raise self.error(
-                f"WinRM login as {user} failed ({type(error).__name__}: {error}); "
-                "check the address, port 5986, the password and that WinRM over "
-                "HTTPS is enabled."
-            ) from None
+            plain = self._query.get("no_ssl", ["false"])[0].lower() == "true"
+            port = self._parsed.port or (5985 if plain else 5986)
+            where = f"{self._parsed.hostname}:{port}"
+            reason, _ = login_failure(error, where=where, user=user)
+            raise self.error(reason) from None
         if result.rc != 0:
             raise self.error(f"WinRM accepted {user} but cannot run commands.")
 

@@ -10,6 +10,7 @@ backend wants, with the credentials quoted into it, and runs commands on it.
 from __future__ import annotations
 
 import logging
+import re
 import urllib.parse
 from typing import Any, Callable
 
@@ -21,6 +22,9 @@ HTTPS_PORT = 5986
 HTTP_PORT = 5985
 
 Run = Callable[[str], "tuple[int, str, str]"]
+
+# "[Errno 111] Connection refused" inside requests' long nested messages.
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^\"')]+)")
 
 
 def winrm_hostspec(
@@ -141,3 +145,58 @@ def run_on(host: Any) -> Run:
         return result.rc, stdout, stderr
 
     return run
+
+
+def login_failure(error: BaseException, *, where: str, user: str) -> tuple[str, bool]:
+    """Return a one-line reason, with the fix, for a failed first WinRM command,
+    and whether trying again later may help.
+
+    pywinrm and requests raise many kinds, with nested messages of several
+    lines; none of them holds the password, and neither does the reason.
+    """
+    import requests.exceptions
+    import winrm.exceptions
+
+    if isinstance(error, winrm.exceptions.InvalidCredentialsError):
+        return (
+            f"WinRM at {where} rejected the password of {user}: check the user "
+            "and password (in a spec, write ; @ : / # % ? as %XX)",
+            False,
+        )
+    if isinstance(error, requests.exceptions.SSLError):
+        if "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return (
+                f"the TLS certificate of {where} is not trusted: WinRM listeners "
+                "usually have a self-signed one; add ?no_verify_ssl=true to accept it",
+                False,
+            )
+        return (
+            f"no TLS handshake with {where}: is it a plain HTTP listener (add "
+            "?no_ssl=true, usually port 5985)?",
+            False,
+        )
+    if isinstance(error, requests.exceptions.Timeout):
+        return (
+            f"no answer from WinRM at {where}: check the address, the firewall or "
+            "security group, and that a WinRM HTTPS listener runs",
+            True,
+        )
+    if isinstance(error, requests.exceptions.ConnectionError):
+        found = _ERRNO.search(str(error))
+        why = found.group(1).strip() if found else type(error).__name__
+        return (
+            f"cannot connect to WinRM at {where} ({why}): check the address and "
+            f"port ({HTTPS_PORT} for HTTPS), the firewall or security group, and "
+            "that a WinRM HTTPS listener runs",
+            True,
+        )
+
+    text = " ".join(str(error).split()) or type(error).__name__
+    transient = isinstance(
+        error,
+        (
+            winrm.exceptions.WinRMTransportError,
+            winrm.exceptions.WinRMOperationTimeoutError,
+        ),
+    )
+    return f"WinRM at {where} failed ({type(error).__name__}: {text[:300]})", transient

@@ -24,9 +24,9 @@ from pytest_amipolicy.targets import ssh
 from tests.functional.conftest import AMAZON_LINUX_AMI, REGION, TEST_CIDR
 from tests.functional.sshfake import FakeSshServer
 
-# Built into moto: a RHEL image (users ec2-user, cloud-user) and a Windows one.
+# Built into moto: a RHEL image (users ec2-user, cloud-user). Windows AMIs are
+# tested in test_ec2_windows.py.
 RHEL_AMI = "ami-bb9a6bc2"
-WINDOWS_AMI = "ami-03cf127a"
 MISSING_AMI = "ami-0123456789abcdef0"
 
 
@@ -167,13 +167,6 @@ def test_no_default_vpc_and_no_subnet_asks_for_a_subnet(
 
     with pytest.raises(CloudError, match="no default VPC: pass --ami-subnet"):
         make_target().open(quiet)
-
-    assert run_resources(ec2) == NOTHING
-
-
-def test_a_windows_ami_is_refused_until_winrm_lands(make_target: Any, ec2: Any) -> None:
-    with pytest.raises(TargetError, match="Windows instances are not supported yet"):
-        make_target(WINDOWS_AMI).open(quiet)
 
     assert run_resources(ec2) == NOTHING
 
