@@ -29,7 +29,7 @@ from pytest_amipolicy.facts import Facts
 from pytest_amipolicy.policies import windows as windows_policies
 from pytest_amipolicy.runtime import TargetRun, gather_facts
 from pytest_amipolicy.settings import Settings
-from pytest_amipolicy.targets import Connection
+from pytest_amipolicy.targets import Connection, ec2_windows
 from tests.functional.conftest import REGION, TEST_CIDR
 from tests.support.winrm_server import FakeWinRMEndpoint
 
@@ -226,7 +226,7 @@ def test_the_test_ami_is_a_windows_image_in_moto(ec2: Any, windows_ami: str) -> 
     assert image["Architecture"] == "x86_64"
 
 
-def test_password_data_decrypts_with_the_launch_key(tmp_path: Any) -> None:
+def test_password_data_decrypts_with_the_launch_key() -> None:
     key = keys.make_launch_key("windows", "amipolicy-test")
 
     data = encrypt_for(key.public_openssh, PASSWORD)
@@ -481,3 +481,39 @@ def test_the_password_appears_in_no_log_line_or_progress_line(
     assert PASSWORD not in "\n".join(lines)
     assert PASSWORD not in repr(facts.settings)
     assert all(PASSWORD not in repr(outcome) for outcome in verdicts)
+
+
+class FlakyHost:
+    """A testinfra host stand-in whose first commands fail with ``errors``."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def run(self, command: str) -> Any:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return type("Result", (), {"rc": 0})()
+
+
+def test_a_listener_not_ready_yet_is_retried_until_it_answers() -> None:
+    import requests.exceptions
+
+    refused = requests.exceptions.ConnectionError("[Errno 111] Connection refused")
+    host = FlakyHost(refused, refused)
+
+    ec2_windows._check_login("ami-0abc", host, "127.0.0.1:5986", 5.0, 0.01)
+
+    assert host.calls == 3
+
+
+def test_a_rejected_password_is_not_retried() -> None:
+    import winrm.exceptions
+
+    host = FlakyHost(winrm.exceptions.InvalidCredentialsError("rejected"))
+
+    with pytest.raises(TargetError, match="rejected the password"):
+        ec2_windows._check_login("ami-0abc", host, "127.0.0.1:5986", 5.0, 0.01)
+
+    assert host.calls == 1
