@@ -89,7 +89,7 @@ class PolicyItem(pytest.Item):
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
-    ) -> str:  # type: ignore[override]
+    ) -> str:
         error = excinfo.value
         if isinstance(error, (PolicyFailed, PolicyUndecided)):
             return render_outcome(self.policy, self.target_label, error.outcome)

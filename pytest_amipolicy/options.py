@@ -192,7 +192,7 @@ def _value(config: pytest.Config, option: str, ini: str) -> Optional[str]:
     value = config.getoption(option)
     if value is None:
         value = config.getini(ini) or None
-    return value
+    return None if value is None else str(value)
 
 
 def _split(values: list[str]) -> list[str]:

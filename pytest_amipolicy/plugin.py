@@ -8,6 +8,7 @@ policy) by itself, so a run works from an empty directory.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 import signal
 from collections.abc import Generator
 from types import FrameType
@@ -92,6 +93,25 @@ def pytest_cmdline_main(config: pytest.Config) -> Optional[Union[int, pytest.Exi
     return run_cleanup(config)
 
 
+def pytest_ignore_collect(
+    collection_path: Path, config: pytest.Config
+) -> Optional[bool]:
+    run_state = config.stash.get(SESSION_KEY, None)
+    if run_state is None:
+        return None
+
+    # An image tree below the current directory is a target, not a test suite:
+    # its own packages' test files must not be collected.
+    for image in run_state.settings.images:
+        root = Path(image).resolve()
+        if (
+            collection_path.resolve() == root
+            or root in collection_path.resolve().parents
+        ):
+            return True
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
@@ -159,7 +179,9 @@ def amipolicy_facts(request: pytest.FixtureRequest, amipolicy_target: str) -> An
 def amipolicy_host(request: pytest.FixtureRequest, amipolicy_facts: Any) -> Any:
     """The pytest-testinfra host of the target, logged in as the login user."""
     run_state = request.config.stash[SESSION_KEY]
-    return run_state.run_for(amipolicy_facts.target).connection.host
+    connection = run_state.run_for(amipolicy_facts.target).connection
+    assert connection is not None, "facts are only gathered from an opened target"
+    return connection.host
 
 
 def pytest_amipolicy_connect_address(

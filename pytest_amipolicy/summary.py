@@ -7,7 +7,7 @@ verdicts from test reports, which reach the controller from xdist workers too.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -29,9 +29,9 @@ class RunSummary:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for name, value in report.user_properties:
             if name == PROPERTY and report.when == "setup":
-                self._record(value)
+                self._record(cast("dict[str, Any]", value))
             elif name == PROPERTY + "_closed" and report.when == "teardown":
-                self.removed.extend(value)
+                self.removed.extend(cast("list[str]", value))
 
     def _record(self, result: dict[str, Any]) -> None:
         target = result["target"]

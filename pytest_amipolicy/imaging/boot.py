@@ -92,6 +92,7 @@ def booted(
 
         instance_id = f"i-{uuid.uuid4().hex[:17]}"
         _write_seed(merged, instance_id, login_user, public_key)
+        stand_in = _os_release_stand_in(merged)
 
         network = stack.enter_context(private_network())
         name = f"amipolicy-{network.slot}-{os.getpid()}"
@@ -115,6 +116,8 @@ def booted(
         )
         boot_time = time.monotonic() - started
         _report(progress, f"{name} answers SSH after {boot_time:.1f} s")
+        if stand_in is not None:
+            stand_in.unlink()
 
         yield BootedMachine(
             name=name,
@@ -128,6 +131,21 @@ def booted(
         )
 
         _report(progress, f"tearing down {name}")
+
+
+def _os_release_stand_in(merged: Path) -> Path | None:
+    """Give a tree without os-release one for the boot only; return its path.
+
+    systemd-nspawn refuses to boot a tree that has no os-release, but old
+    releases lack it and the checks must see the tree as it is: the stand-in is
+    removed as soon as the machine is up, before anything is checked.
+    """
+    if (merged / "etc/os-release").exists() or (merged / "usr/lib/os-release").exists():
+        return None
+    stand_in = merged / "usr/lib/os-release"
+    stand_in.parent.mkdir(parents=True, exist_ok=True)
+    stand_in.write_text('NAME="unknown"\nID=unknown\n')
+    return stand_in
 
 
 def _report(progress: Callable[[str], None] | None, message: str) -> None:

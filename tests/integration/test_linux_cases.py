@@ -41,22 +41,33 @@ def pytest_amipolicy_prepare_image(config, target, root):
 
 
 @pytest.fixture(scope="module")
-def verdicts(debian_image: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
-    """Run the plugin over all cases; return case id -> policy -> verdict."""
+def verdicts(
+    debian_image: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, dict[str, tuple[str, str]]]:
+    """Run the plugin over all cases; return case id -> policy -> (verdict, why)."""
     by_date: dict[str, list[Case]] = defaultdict(list)
     for case in CASES:
         by_date[case.check_date or ""].append(case)
 
-    found: dict[str, dict[str, str]] = defaultdict(dict)
+    found: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)
     for check_date, cases in by_date.items():
         workdir = tmp_path_factory.mktemp("cases")
         (workdir / "conftest.py").write_text(
-            textwrap.dedent(RUN_CONFTEST.format(repo=str(Path(__file__).resolve().parents[2])))
+            textwrap.dedent(
+                RUN_CONFTEST.format(repo=str(Path(__file__).resolve().parents[2]))
+            )
         )
-        images = workdir / "images"
-        images.mkdir()
+        # Outside the run's directory, or pytest would collect the image's own
+        # Python test files through the links.
+        images = tmp_path_factory.mktemp("case-images")
 
-        arguments = ["-n", "2", "-p", "no:cacheprovider", "--ami-evidence=evidence.json"]
+        arguments = [
+            "-n",
+            "2",
+            "-p",
+            "no:cacheprovider",
+            "--ami-evidence=evidence.json",
+        ]
         policies = sorted({policy for case in cases for policy in case.expect})
         arguments.append(f"--ami-policy={','.join(policies)}")
         if check_date:
@@ -78,15 +89,20 @@ def verdicts(debian_image: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 
         document: dict[str, Any] = json.loads(evidence.read_text())
         for record in document["results"]:
-            found[record["target"].split(":", 1)[1]][record["policy"]] = record["verdict"]
+            case_id = record["target"].split(":", 1)[1]
+            found[case_id][record["policy"]] = (record["verdict"], record["reason"])
 
     return dict(found)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_the_case_gets_the_verdicts_a_correct_checker_gives(
-    case: Case, verdicts: dict[str, dict[str, str]]
+    case: Case, verdicts: dict[str, dict[str, tuple[str, str]]]
 ) -> None:
     seen = verdicts.get(case.id, {})
 
-    assert {policy: seen.get(policy, "missing") for policy in case.expect} == case.expect
+    got = {policy: seen.get(policy, ("missing", ""))[0] for policy in case.expect}
+    reasons = {
+        policy: seen.get(policy, ("", "not judged"))[1] for policy in case.expect
+    }
+    assert got == case.expect, reasons
