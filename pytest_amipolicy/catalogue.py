@@ -104,7 +104,17 @@ def all_policies() -> list[Policy]:
     """Return every policy, grouped by family in catalogue order."""
     for module in FAMILY_MODULES:
         importlib.import_module(module)
-    return list(_REGISTRY.values())
+
+    # Whoever imported a family first, the catalogue order stays the same.
+    def position(policy: Policy) -> int:
+        module = policy.check.__module__
+        return (
+            FAMILY_MODULES.index(module)
+            if module in FAMILY_MODULES
+            else len(FAMILY_MODULES)
+        )
+
+    return sorted(_REGISTRY.values(), key=position)
 
 
 def get_policy(policy_id: str) -> Policy:
