@@ -26,6 +26,9 @@ from pytest_amipolicy.summary import RunSummary
 
 logger = logging.getLogger(__name__)
 
+# Set by the controller in a worker's input when items are grouped by target.
+_LOADGROUP_KEY = "amipolicy_loadgroup"
+
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hooks)
@@ -66,10 +69,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
 
+    # A worker parses the command line again, so it never sees the switch
+    # above; without being told it would not tag items with their group and
+    # the controller would spread one target over every worker.
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and workerinput.get(_LOADGROUP_KEY):
+        config.option.loadgroup = True
+
     config.stash[SESSION_KEY] = AmiPolicySession(
         config, settings, build_targets(config, settings)
     )
     _close_on_sigterm()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell an xdist worker that the controller groups items by target."""
+    if getattr(node.config.option, "dist", "no") == "loadgroup":
+        node.workerinput[_LOADGROUP_KEY] = True
 
 
 def _close_on_sigterm() -> None:

@@ -109,9 +109,13 @@ MASKED_UNITS = (
 )
 
 
-def recipe() -> dict[str, object]:
-    """Return everything that decides the content of the built tree."""
-    return {
+def recipe(extra_packages: tuple[str, ...] = ()) -> dict[str, object]:
+    """Return everything that decides the content of the built tree.
+
+    ``extra_packages`` makes a variant (the benchmark's image with peer
+    scanners); the default recipe, and so its cache key, leaves them out.
+    """
+    described: dict[str, object] = {
         "suite": SUITE,
         "mirror": MIRROR,
         "security_mirror": SECURITY_MIRROR,
@@ -122,11 +126,14 @@ def recipe() -> dict[str, object]:
         "sshd_dropin": SSHD_DROPIN,
         "masked_units": sorted(MASKED_UNITS),
     }
+    if extra_packages:
+        described["extra_packages"] = sorted(extra_packages)
+    return described
 
 
-def recipe_hash() -> str:
+def recipe_hash(extra_packages: tuple[str, ...] = ()) -> str:
     """Return a short, stable hash of :func:`recipe`, the cache key."""
-    text = json.dumps(recipe(), sort_keys=True)
+    text = json.dumps(recipe(extra_packages), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -142,13 +149,15 @@ def default_cache_dir() -> Path:
 def build_debian_image(
     cache_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    extra_packages: tuple[str, ...] = (),
 ) -> Path:
     """Return the root tree of the Debian 12 test image, building it if needed.
 
-    ``progress`` receives one-line messages meant for the terminal reporter.
+    ``progress`` receives one-line messages meant for the terminal reporter;
+    ``extra_packages`` are installed on top, in a cache entry of their own.
     """
     base = (cache_dir or default_cache_dir()).resolve()
-    key = recipe_hash()
+    key = recipe_hash(extra_packages)
     entry = base / key
     rootfs = entry / "rootfs"
 
@@ -177,7 +186,7 @@ def build_debian_image(
             return rootfs
 
         _remove_stale_builds(base, key)
-        _build(base, key, progress)
+        _build(base, key, progress, extra_packages)
 
     return rootfs
 
@@ -241,7 +250,12 @@ def _mount_points() -> list[Path]:
     return points
 
 
-def _build(base: Path, key: str, progress: Callable[[str], None] | None) -> None:
+def _build(
+    base: Path,
+    key: str,
+    progress: Callable[[str], None] | None,
+    extra_packages: tuple[str, ...] = (),
+) -> None:
     work = base / f".build-{key}-{os.getpid()}"
     work.mkdir()
     rootfs = work / "rootfs"
@@ -250,10 +264,10 @@ def _build(base: Path, key: str, progress: Callable[[str], None] | None) -> None
     started = time.monotonic()
 
     try:
-        _run_mmdebstrap(rootfs, work / "mmdebstrap.log")
+        _run_mmdebstrap(rootfs, work / "mmdebstrap.log", extra_packages)
         prepare_tree(rootfs)
         (work / "recipe.json").write_text(
-            json.dumps(recipe(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+            json.dumps(recipe(extra_packages), indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
         (work / "mmdebstrap.log").unlink(missing_ok=True)
 
@@ -268,7 +282,9 @@ def _build(base: Path, key: str, progress: Callable[[str], None] | None) -> None
     _report(progress, f"built the Debian 12 test image {key} in {elapsed:.0f} s")
 
 
-def _run_mmdebstrap(rootfs: Path, log: Path) -> None:
+def _run_mmdebstrap(
+    rootfs: Path, log: Path, extra_packages: tuple[str, ...] = ()
+) -> None:
     sources = [
         f"deb {MIRROR} {SUITE} main",
         f"deb {MIRROR} {SUITE}-updates main",
@@ -278,7 +294,7 @@ def _run_mmdebstrap(rootfs: Path, log: Path) -> None:
         "mmdebstrap",
         "--mode=root",
         "--variant=apt",
-        "--include=" + ",".join(PACKAGES),
+        "--include=" + ",".join((*PACKAGES, *extra_packages)),
         # Keep the package lists: the UPDATES check inside the container has
         # no network and compares installed versions against these.
         "--skip=cleanup/apt/lists",

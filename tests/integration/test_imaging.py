@@ -510,7 +510,7 @@ def fake_mmdebstrap(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
     calls: list[Path] = []
 
-    def fake_run(rootfs: Path, log: Path) -> None:
+    def fake_run(rootfs: Path, log: Path, extra: tuple[str, ...] = ()) -> None:
         calls.append(rootfs)
         time.sleep(0.5)
         if os.environ.get("FAKE_MMDEBSTRAP_FAIL"):
