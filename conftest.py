@@ -40,5 +40,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         config.getoption(option) for option in ("ami", "ami_host", "ami_image")
     )
     if named_a_target and config.args_source is not pytest.Config.ArgsSource.ARGS:
-        return collection_path.name == "tests" or None
+        tests = config.rootpath / "tests"
+        if collection_path == tests or tests in collection_path.parents:
+            return True
     return None

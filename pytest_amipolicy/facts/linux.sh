@@ -455,8 +455,17 @@ check_updates() {
     return 127
 }
 
+has_default_route() {
+    # Without a default route no mirror is reachable: waiting for DNS and
+    # download timeouts would only delay the same answer.
+    awk 'NR > 1 && $2 == "00000000" { found = 1 } END { exit !found }' /proc/net/route 2>/dev/null && return 0
+    grep -q '^00000000000000000000000000000000 00 ' /proc/net/ipv6_route 2>/dev/null
+}
+
 scan_malware() {
-    if ! have clamscan && [ "$install" = 1 ] && is_root; then
+    if ! have clamscan && [ "$install" = 1 ] && is_root && ! has_default_route; then
+        echo "install: skipped, the machine has no default route to a package mirror"
+    elif ! have clamscan && [ "$install" = 1 ] && is_root; then
         echo "install: clamav (install=1)"
         if have apt-get; then
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav >/dev/null 2>&1

@@ -33,7 +33,12 @@ def break_the_image(root: Path) -> None:
 
     shadow = root / "etc/shadow"
     lines = shadow.read_text().splitlines()
-    lines = [":".join(["root", "", *line.split(":")[2:]]) if line.startswith("root:") else line for line in lines]
+    lines = [
+        ":".join(["root", "", *line.split(":")[2:]])
+        if line.startswith("root:")
+        else line
+        for line in lines
+    ]
     shadow.write_text("\n".join(lines) + "\n")
 
     ssh_dir = root / "root/.ssh"
@@ -58,7 +63,9 @@ def launch_key() -> Iterator[LaunchKey]:
 
 @pytest.fixture(scope="module")
 def compliant(debian_image: Path, launch_key: LaunchKey) -> Iterator[BootedMachine]:
-    with booted(debian_image, login_user="admin", public_key=launch_key.public_line) as machine:
+    with booted(
+        debian_image, login_user="admin", public_key=launch_key.public_line
+    ) as machine:
         yield machine
 
 
@@ -87,13 +94,18 @@ def run_checks(
     pytester: pytest.Pytester, spec: str, *args: str
 ) -> tuple[pytest.RunResult, dict[str, str]]:
     result = pytester.runpytest(
-        f"--ami-host={spec}", f"--ami-policy={SPINE_POLICIES}", "--ami-evidence=evidence.json", *args
+        f"--ami-host={spec}",
+        f"--ami-policy={SPINE_POLICIES}",
+        "--ami-evidence=evidence.json",
+        *args,
     )
     evidence_file = pytester.path / "evidence.json"
     verdicts: dict[str, str] = {}
     if evidence_file.exists():
         document: dict[str, Any] = json.loads(evidence_file.read_text())
-        verdicts = {record["policy"]: record["verdict"] for record in document["results"]}
+        verdicts = {
+            record["policy"]: record["verdict"] for record in document["results"]
+        }
     return result, verdicts
 
 
@@ -139,7 +151,9 @@ def test_a_careless_image_fails_with_evidence_and_a_fix(
 def test_a_user_without_sudo_fails_the_sudo_policy(
     pytester: pytest.Pytester, careless: BootedMachine, launch_key: LaunchKey
 ) -> None:
-    result, verdicts = run_checks(pytester, spec_for(careless, launch_key, user="nosudo"))
+    result, verdicts = run_checks(
+        pytester, spec_for(careless, launch_key, user="nosudo")
+    )
 
     assert verdicts["SUDO"] == "fail"
     assert "Traceback" not in result.stdout.str()
@@ -150,12 +164,16 @@ def test_refused_authentication_is_one_line_naming_the_target(
 ) -> None:
     other_key = LaunchKey()
     try:
-        result, _ = run_checks(pytester, spec_for(compliant, other_key), "--ami-policy=SUDO")
+        result, _ = run_checks(
+            pytester, spec_for(compliant, other_key), "--ami-policy=SUDO"
+        )
     finally:
         other_key.remove()
 
     result.stdout.fnmatch_lines(
-        [f"SUDO: ssh://admin@{compliant.address}:22: admin@{compliant.address}:22 refused *"]
+        [
+            f"SUDO: ssh://admin@{compliant.address}:22: admin@{compliant.address}:22 refused *"
+        ]
     )
     assert "Traceback" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -168,6 +186,30 @@ def test_an_unreachable_host_is_one_line_naming_the_target(
 
     result, verdicts = run_checks(pytester, spec)
 
-    result.stdout.fnmatch_lines([f"*connection to {compliant.address}:2 refused; check*"])
+    result.stdout.fnmatch_lines(
+        [f"*connection to {compliant.address}:2 refused; check*"]
+    )
     assert set(verdicts.values()) == {"error"}
     assert "Traceback" not in result.stdout.str()
+
+
+USER_TESTS = """
+def test_the_login_user_runs_the_commands(amipolicy_host):
+    assert amipolicy_host.file("/etc/ssh/sshd_config").exists
+    assert amipolicy_host.run("id -un").stdout.strip() == "admin"
+
+
+def test_the_facts_name_the_machine(amipolicy_facts):
+    assert amipolicy_facts.section("uname").ok
+"""
+
+
+def test_users_own_tests_run_beside_the_policies_with_the_plugins_fixtures(
+    pytester: pytest.Pytester, compliant: BootedMachine, launch_key: LaunchKey
+) -> None:
+    pytester.makepyfile(test_mine=USER_TESTS)
+
+    result, verdicts = run_checks(pytester, spec_for(compliant, launch_key))
+
+    result.stdout.fnmatch_lines(["*8 passed*"])
+    assert verdicts["SUDO"] == "pass"
