@@ -14,7 +14,9 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["pytest_amipolicy", "pytest_amipolicy.*"]),
-    package_data={"pytest_amipolicy": ["py.typed", "data/*", "facts/*.sh", "facts/*.ps1"]},
+    package_data={
+        "pytest_amipolicy": ["py.typed", "data/*", "facts/*.sh", "facts/*.ps1"]
+    },
     install_requires=[
         "pytest>=7.4",
         "pytest-testinfra>=10",

@@ -39,7 +39,7 @@ import re
 import weakref
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -199,7 +199,7 @@ _described: weakref.WeakKeyDictionary[TargetRun, dict[str, str]] = (
 )
 
 
-def target_property(run: TargetRun) -> Optional[tuple[str, dict[str, Any]]]:
+def target_property(run: TargetRun) -> tuple[str, dict[str, Any]] | None:
     """The user property describing the target, if it changed since last attached."""
     description = describe_target(run)
     if _described.get(run) == description:
@@ -249,7 +249,7 @@ def describe_target(run: TargetRun) -> dict[str, str]:
     }
 
 
-def os_release(facts: Facts) -> Optional[str]:
+def os_release(facts: Facts) -> str | None:
     """The OS name and version from gathered facts, if they hold one."""
     for name in ("os-release", "os_release", "usr-lib-os-release"):
         section = facts.sections.get(name)
@@ -305,7 +305,7 @@ class TargetLog:
         self.records: list[dict[str, Any]] = []
         self.closed: list[str] = []
 
-    def take(self, report: pytest.TestReport) -> Optional[dict[str, Any]]:
+    def take(self, report: pytest.TestReport) -> dict[str, Any] | None:
         """Note what ``report`` carries; return its policy record, if new."""
         record = None
         for name, value in getattr(report, "user_properties", ()):
@@ -353,7 +353,7 @@ class EvidenceWriter:
         terminalreporter.write_sep("-", f"amipolicy evidence: {self.path}")
 
 
-def read_records(report: Any) -> Optional[dict[str, Any]]:
+def read_records(report: Any) -> dict[str, Any] | None:
     """Return the policy record attached to a report, if it has one."""
     for name, value in getattr(report, "user_properties", ()):
         if name == PROPERTY and isinstance(value, dict):

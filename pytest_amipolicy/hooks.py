@@ -9,7 +9,7 @@ wants to.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
@@ -17,7 +17,7 @@ import pytest
 @pytest.hookspec(firstresult=True)
 def pytest_amipolicy_connect_address(
     config: pytest.Config, instance: dict[str, Any], target: str
-) -> Optional[tuple[str, int]]:
+) -> tuple[str, int] | None:
     """Return the (host, port) to reach a launched EC2 instance's admin port."""
 
 

@@ -8,7 +8,7 @@ reported as an error, ``skip`` and ``manual`` are skips whose reason says which.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -49,7 +49,7 @@ class PolicyItem(pytest.Item):
         super().__init__(**kwargs)
         self.policy = policy
         self.target_label = target_label
-        self.outcome: Optional[Outcome] = None
+        self.outcome: Outcome | None = None
         self.add_marker(pytest.mark.xdist_group(name=target_label))
 
     @property
@@ -97,7 +97,7 @@ class PolicyItem(pytest.Item):
             return f"{self.policy.id}: {error}"
         return str(super().repr_failure(excinfo))
 
-    def reportinfo(self) -> tuple[str, Optional[int], str]:
+    def reportinfo(self) -> tuple[str, int | None, str]:
         return "amipolicy", None, self.name
 
     def _record(self, outcome: Outcome) -> None:

@@ -15,7 +15,6 @@ import re
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
@@ -188,7 +187,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
-def _value(config: pytest.Config, option: str, ini: str) -> Optional[str]:
+def _value(config: pytest.Config, option: str, ini: str) -> str | None:
     value = config.getoption(option)
     if value is None:
         value = config.getini(ini) or None
@@ -223,7 +222,8 @@ def check_host_spec(value: str) -> str:
         )
 
     try:
-        parsed.port
+        # urlsplit checks the port only when it is read.
+        _ = parsed.port
     except ValueError:
         raise pytest.UsageError(
             f"--ami-host={value!r} has a port that is not a number between 1 and 65535."
@@ -238,7 +238,7 @@ def check_host_spec(value: str) -> str:
     return value
 
 
-def _check_date(value: Optional[str]) -> datetime.date:
+def _check_date(value: str | None) -> datetime.date:
     if not value:
         return datetime.date.today()
 
@@ -260,7 +260,7 @@ def _check_number(name: str, value: str) -> float:
     return number
 
 
-def _check_key(value: Optional[str]) -> Optional[Path]:
+def _check_key(value: str | None) -> Path | None:
     if value is None:
         return None
 
@@ -273,7 +273,7 @@ def _check_key(value: Optional[str]) -> Optional[Path]:
     return path
 
 
-def _check_cidr(value: Optional[str]) -> Optional[str]:
+def _check_cidr(value: str | None) -> str | None:
     if value is None:
         return None
 
@@ -296,7 +296,7 @@ def _check_severity(value: str) -> str:
     return severity
 
 
-def _check_product(value: Optional[str]) -> Optional[str]:
+def _check_product(value: str | None) -> str | None:
     if value is None:
         return None
 
@@ -309,7 +309,7 @@ def _check_product(value: Optional[str]) -> Optional[str]:
     return value
 
 
-def _check_role(value: Optional[str]) -> Optional[str]:
+def _check_role(value: str | None) -> str | None:
     if value is None:
         return None
 

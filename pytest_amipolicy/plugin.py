@@ -8,11 +8,11 @@ policy) by itself, so a run works from an empty directory.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 import signal
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
-from typing import Any, Optional, Union
+from typing import Any
 
 import pytest
 
@@ -92,7 +92,7 @@ def pytest_configure_node(node: Any) -> None:
 def _close_on_sigterm() -> None:
     # SIGTERM becomes an interrupt so that pytest unwinds and the session
     # finish hook removes what was created, exactly as for Ctrl-C.
-    def interrupt(signum: int, frame: Optional[FrameType]) -> None:
+    def interrupt(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
@@ -101,7 +101,7 @@ def _close_on_sigterm() -> None:
         logger.debug("not in the main thread; SIGTERM is left as it is")
 
 
-def pytest_cmdline_main(config: pytest.Config) -> Optional[Union[int, pytest.ExitCode]]:
+def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
     if not config.getoption("ami_cleanup"):
         return None
 
@@ -110,9 +110,7 @@ def pytest_cmdline_main(config: pytest.Config) -> Optional[Union[int, pytest.Exi
     return run_cleanup(config)
 
 
-def pytest_ignore_collect(
-    collection_path: Path, config: pytest.Config
-) -> Optional[bool]:
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     run_state = config.stash.get(SESSION_KEY, None)
     if run_state is None:
         return None
@@ -203,7 +201,7 @@ def amipolicy_host(request: pytest.FixtureRequest, amipolicy_facts: Any) -> Any:
 
 def pytest_amipolicy_connect_address(
     config: pytest.Config, instance: dict[str, Any], target: str
-) -> Optional[tuple[str, int]]:
+) -> tuple[str, int] | None:
     run_state = config.stash.get(SESSION_KEY, None)
     prefer = run_state.settings.connect if run_state else "public"
 
@@ -217,7 +215,7 @@ def pytest_amipolicy_connect_address(
     return address, 5986 if windows else 22
 
 
-def pytest_report_header(config: pytest.Config) -> Optional[list[str]]:
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
     run_state = config.stash.get(SESSION_KEY, None)
     if run_state is None:
         return None

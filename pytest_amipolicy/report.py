@@ -17,7 +17,7 @@ import html
 import importlib.resources
 import logging
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -55,7 +55,7 @@ class HtmlEvidence:
         self.patterns = compile_patterns(settings.redact)
         self.log = TargetLog()
         self.started = _now()
-        self.metadata: Optional[dict[str, Any]] = None
+        self.metadata: dict[str, Any] | None = None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -132,7 +132,7 @@ class HtmlEvidence:
         if self.log.closed:
             prefix.append(cleanup_html(self.log.closed))
 
-    def _fill_environment(self, finished: Optional[str] = None) -> None:
+    def _fill_environment(self, finished: str | None = None) -> None:
         if self.metadata is None:
             return
 
@@ -298,15 +298,15 @@ def _escaped(value: Any) -> Any:
 
 
 def _html_extra(content: str) -> dict[str, Any]:
-    from pytest_html import extras  # type: ignore[import-untyped]
+    from pytest_html import extras
 
     extra: dict[str, Any] = extras.html(content)
     return extra
 
 
-def _metadata(config: pytest.Config) -> Optional[dict[str, Any]]:
+def _metadata(config: pytest.Config) -> dict[str, Any] | None:
     try:
-        from pytest_metadata.plugin import (  # type: ignore[import-untyped]
+        from pytest_metadata.plugin import (
             metadata_key,
         )
     except ImportError:

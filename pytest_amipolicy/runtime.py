@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable
 
 from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.facts import Facts, MissingFact
@@ -35,14 +35,14 @@ class TargetRun:
         self.target = target
         self.settings = settings
         self.config = config
-        self.connection: Optional[Connection] = None
-        self.failure: Optional[AmiPolicyError] = None
+        self.connection: Connection | None = None
+        self.failure: AmiPolicyError | None = None
         self.pending = 0
         self.closed = False
         self.removed: list[str] = []
         self.timings: dict[str, float] = {}
-        self._facts: Optional[Facts] = None
-        self._ami_facts: Optional[Facts] = None
+        self._facts: Facts | None = None
+        self._ami_facts: Facts | None = None
 
     @property
     def label(self) -> str:
@@ -72,7 +72,7 @@ class TargetRun:
         )
         return self._facts
 
-    def ami_facts(self) -> Optional[Facts]:
+    def ami_facts(self) -> Facts | None:
         """Facts from the image's EC2 attributes, or None for non-AMI targets."""
         if self._ami_facts is not None:
             return self._ami_facts

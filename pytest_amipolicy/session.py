@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -64,7 +64,7 @@ class AmiPolicySession:
     def remote_commands(self, label: str) -> int:
         return self.runs[label].remote_commands
 
-    def finished_one(self, label: str) -> Optional[list[str]]:
+    def finished_one(self, label: str) -> list[str] | None:
         """Count a finished item; close the target after its last one."""
         run = self.runs[label]
         run.pending -= 1
@@ -118,11 +118,9 @@ def build_targets(config: pytest.Config, settings: Settings) -> list[Target]:
 
 
 def _address_resolver(config: pytest.Config, ami: str) -> Any:
-    def resolve(instance: dict[str, Any]) -> Optional[tuple[str, int]]:
-        result: Optional[tuple[str, int]] = (
-            config.hook.pytest_amipolicy_connect_address(
-                config=config, instance=instance, target=ami
-            )
+    def resolve(instance: dict[str, Any]) -> tuple[str, int] | None:
+        result: tuple[str, int] | None = config.hook.pytest_amipolicy_connect_address(
+            config=config, instance=instance, target=ami
         )
         return result
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 
 @dataclass(frozen=True)
@@ -15,12 +14,12 @@ class Settings:
     amis: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
-    region: Optional[str] = None
-    user: Optional[str] = None
-    key_file: Optional[Path] = None
-    instance_type: Optional[str] = None
-    subnet: Optional[str] = None
-    ingress_cidr: Optional[str] = None
+    region: str | None = None
+    user: str | None = None
+    key_file: Path | None = None
+    instance_type: str | None = None
+    subnet: str | None = None
+    ingress_cidr: str | None = None
     connect: str = "public"
     keep: bool = False
     policies: tuple[str, ...] = ()
@@ -28,14 +27,14 @@ class Settings:
     max_age_days: int = 730
     boot_timeout: float = 600.0
     ssh_timeout: float = 300.0
-    evidence_path: Optional[Path] = None
+    evidence_path: Path | None = None
     redact: tuple[str, ...] = ()
-    image_cache: Optional[Path] = None
+    image_cache: Path | None = None
     # Amazon's own verdicts (AMAZON-* policies), each off unless asked for.
     inspector: bool = False
     inspector_severity: str = "HIGH"
-    product: Optional[str] = None
+    product: str | None = None
     guardduty: bool = False
-    guardduty_role: Optional[str] = None
+    guardduty_role: str | None = None
     amazon_timeout: float = 900.0
     amazon_poll_delay: float = 15.0

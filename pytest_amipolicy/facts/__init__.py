@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from pytest_amipolicy.verdicts import Evidence
 
@@ -43,7 +43,7 @@ class Section:
     def ok(self) -> bool:
         return self.status == 0
 
-    def evidence(self, label: str = "", output: Optional[str] = None) -> Evidence:
+    def evidence(self, label: str = "", output: str | None = None) -> Evidence:
         return Evidence(
             label=label or self.name,
             command=self.command,
@@ -62,15 +62,15 @@ class Facts:
     platform: str
     sections: dict[str, Section] = field(default_factory=dict)
     # The describe_images record of the AMI, for the AMI-* policies.
-    image: Optional[dict[str, Any]] = None
+    image: dict[str, Any] | None = None
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
-    region: Optional[str] = None
+    region: str | None = None
     # The public half of the key the checker logged in with (OpenSSH format).
-    launch_public_key: Optional[str] = None
-    login_user: Optional[str] = None
+    launch_public_key: str | None = None
+    login_user: str | None = None
     check_date: datetime.date = field(default_factory=datetime.date.today)
     settings: dict[str, Any] = field(default_factory=dict)
-    loader: Optional[Loader] = None
+    loader: Loader | None = None
     # Sections that could not be gathered, with the reason.
     failures: dict[str, str] = field(default_factory=dict)
     # Counted by the runner that executes them, slow sections included.

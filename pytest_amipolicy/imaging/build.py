@@ -267,7 +267,8 @@ def _build(
         _run_mmdebstrap(rootfs, work / "mmdebstrap.log", extra_packages)
         prepare_tree(rootfs)
         (work / "recipe.json").write_text(
-            json.dumps(recipe(extra_packages), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+            json.dumps(recipe(extra_packages), indent=2, sort_keys=True) + "\n",
+            encoding="utf-8",
         )
         (work / "mmdebstrap.log").unlink(missing_ok=True)
 

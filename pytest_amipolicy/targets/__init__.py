@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 from pytest_amipolicy.errors import TargetError
 
@@ -34,9 +34,9 @@ class Connection:
     login_user: str
     # The public half of the key the checker logged in with (OpenSSH format),
     # the one authorized key an image may hold after launch.
-    launch_public_key: Optional[str] = None
+    launch_public_key: str | None = None
     # Extra facts known from outside the machine (instance id, image record).
-    details: Optional[dict[str, Any]] = None
+    details: dict[str, Any] | None = None
 
 
 class Target(abc.ABC):
@@ -53,7 +53,7 @@ class Target(abc.ABC):
     def label(self) -> str:
         """A short, unique, readable name used in test ids and messages."""
 
-    def image_record(self) -> Optional[dict[str, Any]]:
+    def image_record(self) -> dict[str, Any] | None:
         """Return the describe_images record for AMI targets, else ``None``.
 
         Only AMI targets have one; the AMI-* policies read it without launching.

@@ -7,7 +7,7 @@ import logging
 import os
 import urllib.parse
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pytest_amipolicy.targets import Connection, Progress, Target
 from pytest_amipolicy.targets.ssh import close_ssh, open_ssh, public_line_of
@@ -84,9 +84,9 @@ class HostTarget(Target):
         self._host = None
         return []
 
-    def _key_file(self) -> Optional[Path]:
+    def _key_file(self) -> Path | None:
         return self._query_path("ssh_identity_file") or self.settings.key_file
 
-    def _query_path(self, name: str) -> Optional[Path]:
+    def _query_path(self, name: str) -> Path | None:
         values = self._query.get(name)
         return Path(os.path.expanduser(values[0])) if values else None

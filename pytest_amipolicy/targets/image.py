@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from pytest_amipolicy.options import DEMO_IMAGE
 from pytest_amipolicy.targets import Connection, Progress, Target
@@ -30,7 +30,7 @@ class ImageTarget(Target):
     kind = "image"
 
     def __init__(
-        self, spec: str, settings: Any, prepare: Optional[Prepare] = None
+        self, spec: str, settings: Any, prepare: Prepare | None = None
     ) -> None:
         super().__init__(spec, settings)
         self._prepare = prepare

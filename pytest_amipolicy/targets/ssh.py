@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import paramiko
 import testinfra.backend
@@ -70,7 +70,7 @@ class LaunchKey:
         self._directory.cleanup()
 
 
-def public_line_of(key_file: Path) -> Optional[str]:
+def public_line_of(key_file: Path) -> str | None:
     """Return the OpenSSH public line of a private key file, or None if unreadable.
 
     An encrypted key cannot be read without its passphrase; the checker then does
@@ -96,8 +96,8 @@ def open_ssh(
     address: str,
     port: int,
     user: str,
-    key_file: Optional[Path],
-    ssh_config: Optional[Path] = None,
+    key_file: Path | None,
+    ssh_config: Path | None = None,
     timeout: float = 15.0,
 ) -> Any:
     """Log in and return a testinfra host; raise TargetError with the fix if not.

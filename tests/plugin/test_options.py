@@ -15,8 +15,14 @@ BAD_VALUES = [
         ["--ami-host=ssh://admin@host?ssh_identity_file=/nonexistent/key"],
         "the key file '/nonexistent/key' does not exist",
     ),
-    (["--ami-host=ssh://h", "--ami-key=/nonexistent/id"], "--ami-key='/nonexistent/id'"),
-    (["--ami-host=ssh://h", "--ami-policy=NOPE"], "--ami-policy='NOPE' matches no policy"),
+    (
+        ["--ami-host=ssh://h", "--ami-key=/nonexistent/id"],
+        "--ami-key='/nonexistent/id'",
+    ),
+    (
+        ["--ami-host=ssh://h", "--ami-policy=NOPE"],
+        "--ami-policy='NOPE' matches no policy",
+    ),
     (["--ami-host=ssh://h", "--ami-region=mars"], "--ami-region='mars'"),
     (["--ami-host=ssh://h", "--ami-subnet=sn-1"], "--ami-subnet='sn-1'"),
     (["--ami-host=ssh://h", "--ami-ingress-cidr=everyone"], "is not a CIDR block"),
@@ -41,7 +47,9 @@ def test_an_unknown_policy_error_lists_the_known_ids(pytester: pytest.Pytester) 
     result.stderr.fnmatch_lines(["*SSH-PASSWORD*SSH-ROOT*"])
 
 
-def test_without_a_target_the_plugin_collects_nothing(pytester: pytest.Pytester) -> None:
+def test_without_a_target_the_plugin_collects_nothing(
+    pytester: pytest.Pytester,
+) -> None:
     result = pytester.runpytest()
 
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
