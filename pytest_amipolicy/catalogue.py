@@ -53,6 +53,9 @@ class Policy:
     # The verdict needs a launched instance too (the AMI's attributes alone
     # cannot show that it works with IMDSv2 required, say).
     needs_launch: bool = False
+    # The facts it reads are only complete when gathered as root (shadow,
+    # other users' homes); gathered without root, the verdict is error.
+    needs_root: bool = True
 
     @property
     def url(self) -> str:
@@ -73,6 +76,7 @@ def policy(
     summary: str,
     remediation: str,
     needs_launch: bool = False,
+    needs_root: bool = True,
 ) -> Callable[[Check], Check]:
     """Register the decorated function as the check of policy ``policy_id``."""
 
@@ -94,6 +98,7 @@ def policy(
             remediation=remediation,
             check=check,
             needs_launch=needs_launch,
+            needs_root=needs_root,
         )
         return check
 

@@ -160,6 +160,13 @@ def gather_facts(run: TargetRun, progress: Progress) -> Facts:
     facts.sections.update(
         linux.gather(remote, sudo=privileged, user=connection.login_user)
     )
+    facts.settings["root"] = linux.ran_as_root(facts.sections)
+    if not facts.settings["root"]:
+        progress(
+            f"{run.label}: {connection.login_user} cannot use sudo without a "
+            "password, so checks that need root are errors; log in as root or as "
+            "a user with passwordless sudo (--ami-user)"
+        )
     facts.loader = lambda name: linux.load_slow(
         # A scanner may be installed only on a machine that is thrown away.
         remote,
@@ -207,6 +214,14 @@ def judge(policy: Policy, run: TargetRun, progress: Progress) -> Outcome:
             return not_applicable(
                 f"{policy.id} applies to {'/'.join(sorted(policy.platforms))}; "
                 f"{run.label} runs {facts.platform}."
+            )
+        if policy.needs_root and facts.settings.get("root") is False:
+            # Files only root can read (shadow, other users' keys) would look
+            # absent, and absent is what a pass looks like.
+            return undecided(
+                f"{policy.id} needs root to read the machine, and "
+                f"{facts.login_user} cannot use sudo without a password; log in "
+                "as root or as a user with passwordless sudo (--ami-user)."
             )
 
     try:

@@ -173,6 +173,12 @@ def gather(
     return sections
 
 
+def ran_as_root(sections: dict[str, Section]) -> bool:
+    """Whether the fast script ran as root, as its ``meta`` section reports."""
+    meta = sections.get("meta")
+    return meta is not None and "uid=0 " in meta.output + " "
+
+
 def load_slow(
     run: Runner, name: str, *, sudo: bool, install_scanner: bool = False
 ) -> Section:

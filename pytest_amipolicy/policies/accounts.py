@@ -128,6 +128,7 @@ def check_no_passwords(facts: Facts) -> Outcome:
 
 @policy(
     "SUDO",
+    needs_root=False,
     family=FAMILY,
     platforms=("linux",),
     summary="the login user can become root through sudo",

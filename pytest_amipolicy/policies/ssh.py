@@ -134,6 +134,7 @@ def _cloud_init_password(facts: Facts) -> tuple[str | None, Evidence | None]:
 
 @policy(
     "SSH-PASSWORD",
+    needs_root=False,
     family=FAMILY,
     platforms=("linux",),
     summary="sshd accepts no password of any kind, for root, the login user or anyone",
@@ -182,6 +183,7 @@ def check_ssh_password(facts: Facts) -> Outcome:
 
 @policy(
     "SSH-ROOT",
+    needs_root=False,
     family=FAMILY,
     platforms=("linux",),
     summary="root cannot log in over SSH with a password",

@@ -153,6 +153,7 @@ def identify(facts: Facts) -> tuple[Release | None, str, list[Evidence]]:
 
 @policy(
     "EOL",
+    needs_root=False,
     family=FAMILY,
     platforms=("linux", "windows"),
     summary="the operating system release still gets security updates on the check date",
@@ -322,6 +323,7 @@ def _block_devices(lsblk: str) -> list[dict[str, Any]]:
 
 @policy(
     "FILESYSTEMS",
+    needs_root=False,
     family=FAMILY,
     platforms=("linux",),
     summary="block filesystems are ext2/3/4, xfs or vfat (LVM allowed) and none is encrypted",

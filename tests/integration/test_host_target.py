@@ -148,7 +148,7 @@ def test_a_careless_image_fails_with_evidence_and_a_fix(
     assert "BEGIN OPENSSH PRIVATE KEY" not in result.stdout.str()
 
 
-def test_a_user_without_sudo_fails_the_sudo_policy(
+def test_a_user_without_sudo_fails_sudo_and_cannot_pass_what_needs_root(
     pytester: pytest.Pytester, careless: BootedMachine, launch_key: LaunchKey
 ) -> None:
     result, verdicts = run_checks(
@@ -156,6 +156,12 @@ def test_a_user_without_sudo_fails_the_sudo_policy(
     )
 
     assert verdicts["SUDO"] == "fail"
+    # Without root the stray key in /root and the blank root password are
+    # unreadable; unread must never look like a pass.
+    assert verdicts["AUTHORIZED-KEYS"] == "error"
+    assert verdicts["ROOT-PASSWORD"] == "error"
+    assert verdicts["NO-PASSWORDS"] == "error"
+    result.stdout.fnmatch_lines(["*nosudo cannot use sudo without a password*"])
     assert "Traceback" not in result.stdout.str()
 
 
