@@ -11,6 +11,7 @@
 #     mounts=1|0                  scan every real mount (1) or only roots (0)
 #     scan_timeout=SECONDS        deadline of the secrets scan (60)
 #     install=1|0                 malware mode may install ClamAV (0)
+#     malware_timeout=SECONDS     deadline of the malware scan (1800)
 # Output: for each section a line "@@amipolicy-begin NAME@@ COMMAND", the
 # output (stdout and stderr), then "@@amipolicy-end NAME STATUS@@". Secrets
 # never leave the machine: the scan prints kind, path, line and a sha256
@@ -27,6 +28,7 @@ roots=${AMIPOLICY_ROOTS:-}
 mounts=${AMIPOLICY_MOUNTS:-1}
 scan_timeout=${AMIPOLICY_SCAN_TIMEOUT:-60}
 install=${AMIPOLICY_INSTALL:-0}
+malware_timeout=${AMIPOLICY_MALWARE_TIMEOUT:-1800}
 for arg in "$@"; do
     case $arg in
     mode=*) mode=${arg#mode=} ;;
@@ -36,6 +38,7 @@ for arg in "$@"; do
     mounts=*) mounts=${arg#mounts=} ;;
     scan_timeout=*) scan_timeout=${arg#scan_timeout=} ;;
     install=*) install=${arg#install=} ;;
+    malware_timeout=*) malware_timeout=${arg#malware_timeout=} ;;
     esac
 done
 [ -n "$user" ] || user=${SUDO_USER:-$(id -un)}
@@ -422,6 +425,12 @@ check_updates() {
                 echo "refresh: apt-get update (status $_r)"
                 sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
                 [ $_r = 0 ] || return $_r
+                # apt-get update exits 0 when a mirror cannot be reached and
+                # keeps the old lists: they cannot show what is pending now.
+                if grep -qE '^(W|E): (Failed to fetch|Some index files failed)' "$tmpd/refresh"; then
+                    echo "refresh: failed, some package lists could not be fetched and are older than 12 hours"
+                    return 100
+                fi
             else
                 echo "refresh: skipped, not root; package lists may be stale"
             fi
@@ -483,13 +492,29 @@ scan_malware() {
         return 77
     fi
     echo "scanner: $(clamscan --version 2>&1)"
-    have sigtool && for _db in /var/lib/clamav/daily.cld /var/lib/clamav/daily.cvd; do
-        [ -f "$_db" ] && sigtool --info "$_db" 2>/dev/null | sed -n 's/^Build time: /signatures: /p' && break
+    # Which databases the scan used, and how old the official ones are.
+    for _db in /var/lib/clamav/*; do
+        [ -f "$_db" ] || continue
+        case $_db in
+        *.cvd | *.cld)
+            _built=$(sigtool --info "$_db" 2>/dev/null | sed -n 's/^Build time: //p')
+            echo "signatures: $_db${_built:+ built $_built}"
+            ;;
+        *.[hmn]db | *.hsb | *.msb | *.ldb | *.cdb | *.ndu | *.ldu | *.yar | *.yara | *.ign2 | *.fp | *.sfp)
+            echo "signatures: $_db"
+            ;;
+        esac
     done
-    echo "command: clamscan -r -i --cross-fs=no --exclude-dir=^/(proc|sys|dev|run) /"
-    clamscan -r -i --no-summary --cross-fs=no --exclude-dir='^/(proc|sys|dev|run)' / >"$tmpd/clam" 2>&1
+    # A whole disk can take long: the scan gets a deadline, not the run.
+    _bound=""
+    have timeout && _bound="timeout $malware_timeout"
+    echo "command: ${_bound:+$_bound }clamscan -r -i --cross-fs=no --exclude-dir=^/(proc|sys|dev|run) /"
+    $_bound clamscan -r -i --cross-fs=no --exclude-dir='^/(proc|sys|dev|run)' / >"$tmpd/clam" 2>&1
     _r=$?
     tail -n 200 "$tmpd/clam"
+    if [ -n "$_bound" ] && [ $_r = 124 ]; then
+        echo "timeout: the scan did not finish within $malware_timeout s"
+    fi
     return $_r
 }
 

@@ -190,6 +190,20 @@ def check_eol(facts: Facts) -> Outcome:
 # ---------------------------------------------------------------- UPDATES
 
 
+# apt-get -s: "Inst NAME [OLD] (NEW LABEL:VERSION/SUITE, ... [ARCH])".
+_APT_ORIGINS = re.compile(r"^Inst \S+ (?:\[[^]]*\] )?\(\S+ (?P<origins>[^)]*)\)")
+
+
+def _from_security(line: str) -> bool:
+    """Whether an apt ``Inst`` line's new version comes from a security suite.
+
+    Only the origins count: a package whose name says security
+    (debian-security-support) is not a security update from an ordinary suite.
+    """
+    found = _APT_ORIGINS.match(line)
+    return found is not None and "security" in found["origins"].lower()
+
+
 def pending_security(output: str) -> tuple[str, list[str]]:
     """The package manager and the pending security updates it listed."""
     manager = ""
@@ -200,7 +214,7 @@ def pending_security(output: str) -> tuple[str, list[str]]:
             manager = line.split()[1]
         elif line.startswith("command: "):
             listing = True
-        elif line.startswith("Inst ") and "security" in line.lower():
+        elif line.startswith("Inst ") and _from_security(line):
             pending.append(line[5:])
         elif (
             listing
@@ -271,6 +285,11 @@ def check_malware(facts: Facts) -> Outcome:
         found = tuple(ln for ln in section.output.splitlines() if ln.endswith(" FOUND"))
         return failed(f"{len(found)} infected file(s) found", evidence, findings=found)
     if not section.ok:
+        timed_out = [
+            ln[9:] for ln in section.output.splitlines() if ln.startswith("timeout: ")
+        ]
+        if timed_out:
+            return undecided(timed_out[-1], evidence)
         return undecided(f"the scanner failed with status {section.status}", evidence)
     return passed("the malware scan found nothing", evidence)
 
