@@ -29,7 +29,8 @@ setup(
         "windows": ["pywinrm>=0.4"],
         "xdist": ["pytest-xdist>=3"],
         "test": [
-            "moto[server,ec2]>=5",
+            # Tests use AMIs from the catalogue this moto release ships.
+            "moto[server,ec2]==5.2.1",
             "pytest-xdist>=3",
             "pywinrm>=0.4",
             "ruff",

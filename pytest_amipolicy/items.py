@@ -50,7 +50,6 @@ class PolicyItem(pytest.Item):
         self.policy = policy
         self.target_label = target_label
         self.outcome: Outcome | None = None
-        self.add_marker(pytest.mark.xdist_group(name=target_label))
 
     @property
     def run_state(self) -> AmiPolicySession:
@@ -152,14 +151,21 @@ def make_items(
     session: pytest.Session, labels: list[str], policies: list[Policy]
 ) -> list[PolicyItem]:
     """Build one item per (target, policy), grouped by target."""
+    # On an xdist worker with --dist loadgroup, the "@group" suffix that the
+    # scheduler groups by is written here rather than left to xdist's own
+    # marker handling, which not every pytest release applies to items made
+    # outside collection.
+    grouped = bool(getattr(session.config.option, "loadgroup", False))
+
     items = []
     for label in labels:
         for policy in policies:
             name = f"policy[{label}-{policy.id}]"
+            nodeid = f"amipolicy::{name}" + (f"@{label}" if grouped else "")
             item = PolicyItem.from_parent(
                 session,
                 name=name,
-                nodeid=f"amipolicy::{name}",
+                nodeid=nodeid,
                 policy=policy,
                 target_label=label,
             )
