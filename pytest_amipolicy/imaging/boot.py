@@ -246,20 +246,38 @@ def _wait_for_login(
         # cloud-init restarts sshd when it changes its configuration, so the
         # machine is ready only once its last stage is done, the key is in
         # place and sshd answers.
-        if (
-            any(marker.exists() for marker in markers)
-            and _has_key(merged, login_user, key_body)
-            and _ssh_banner(address)
-        ):
+        finished = any(marker.exists() for marker in markers)
+        answers = _ssh_banner(address)
+        if finished and _has_key(merged, login_user, key_body) and answers:
             return
+
+        # Some images start sshd before their host keys exist and fail once;
+        # after cloud-init's last stage a failed sshd stays failed.
+        if finished and not answers and _sshd_failed(console_log):
+            raise ImageError(
+                "sshd failed to start in the image; check its configuration "
+                f"with sshd -t; console: {_console_tail(console_log)}"
+            )
 
         time.sleep(0.2)
 
     raise ImageError(
-        f"the container did not accept SSH logins for {login_user!r} within "
-        f"the boot timeout; check the login user name; console: "
+        f"no SSH login for {login_user!r} within the boot timeout (ini key "
+        "amipolicy_ssh_timeout); check that cloud-init's default user is "
+        f"{login_user!r} (or pass --ami-user); console: "
         f"{_console_tail(console_log)}"
     )
+
+
+def _sshd_failed(console_log: Path) -> bool:
+    try:
+        console = console_log.read_text(errors="replace")
+    except OSError:
+        return False
+
+    # systemd colours unit names and cuts them short on the console.
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", console)
+    return re.search(r"Failed to start (ssh|sshd)\.serv", plain) is not None
 
 
 def _has_key(merged: Path, login_user: str, key_body: str) -> bool:

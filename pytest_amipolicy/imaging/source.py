@@ -27,7 +27,16 @@ from pytest_amipolicy.imaging.overlay import unmount
 
 logger = logging.getLogger(__name__)
 
-OS_RELEASE = ("etc/os-release", "usr/lib/os-release")
+# Any of these names the release; old systems have no os-release at all.
+RELEASE_FILES = (
+    "etc/os-release",
+    "usr/lib/os-release",
+    "etc/system-release",
+    "etc/redhat-release",
+    "etc/lsb-release",
+    "etc/debian_version",
+    "etc/SuSE-release",
+)
 INIT = ("sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd")
 SSHD = "usr/sbin/sshd"
 ROOT_FILESYSTEMS = ("ext4", "ext3", "ext2", "xfs")
@@ -77,7 +86,7 @@ def _is_tar_archive(path: Path) -> bool:
 
 def is_os_tree(root: Path) -> bool:
     """Tell whether ``root`` looks like the root of a bootable Linux system."""
-    has_release = any(_exists(root, name) for name in OS_RELEASE)
+    has_release = any(_exists(root, name) for name in RELEASE_FILES)
     has_init = any(_exists(root, name) for name in INIT)
 
     return has_release and has_init
@@ -99,9 +108,9 @@ def _exists(root: Path, relative: str) -> bool:
 def _check_tree(path: Path, root: Path) -> None:
     if not is_os_tree(root):
         raise ImageError(
-            f"image {path} holds no operating system (no etc/os-release with "
-            "sbin/init or lib/systemd/systemd); point --ami-image at the root "
-            "of the image"
+            f"image {path} holds no operating system (no release file such as "
+            "etc/os-release, and sbin/init or lib/systemd/systemd); point "
+            "--ami-image at the root of the image"
         )
 
     if not _exists(root, SSHD):
