@@ -229,6 +229,12 @@ def check_host_spec(value: str) -> str:
             f"--ami-host={value!r} has a port that is not a number between 1 and 65535."
         ) from None
 
+    if parsed.scheme == "winrm" and not parsed.password:
+        raise pytest.UsageError(
+            f"--ami-host={value!r} has no password: WinRM logs in with one, as "
+            "in winrm://Administrator:PASSWORD@host[:port]."
+        )
+
     identity = urllib.parse.parse_qs(parsed.query).get("ssh_identity_file")
     if identity and not Path(os.path.expanduser(identity[0])).is_file():
         raise pytest.UsageError(
@@ -238,7 +244,37 @@ def check_host_spec(value: str) -> str:
     return value
 
 
+def _refuse_empty(config: pytest.Config, dest: str, example: str) -> None:
+    for value in config.getoption(dest):
+        if not value.strip(" ,"):
+            option = "--" + dest.replace("_", "-")
+            raise pytest.UsageError(
+                f"{option} was given an empty value; give {example}."
+            )
+
+
+def check_image(value: str) -> str:
+    if value != DEMO_IMAGE and not Path(value).expanduser().exists():
+        raise pytest.UsageError(
+            f"--ami-image={value!r} does not exist: give a root directory, a tar "
+            f"archive or a raw disk image, or {DEMO_IMAGE} for the bundled image."
+        )
+    return value
+
+
+def _configured_region() -> str | None:
+    # Reads the environment and the AWS config files only; no network call.
+    import boto3
+
+    region: str | None = boto3.session.Session().region_name
+    return region
+
+
 def _check_date(value: str | None) -> datetime.date:
+    if value is not None and not value.strip():
+        raise pytest.UsageError(
+            "--ami-check-date was given an empty value: write a date as YYYY-MM-DD."
+        )
     if not value:
         return datetime.date.today()
 
@@ -266,9 +302,10 @@ def _check_key(value: str | None) -> Path | None:
 
     path = Path(value).expanduser()
     if not path.is_file():
+        problem = "is a directory" if path.is_dir() else "does not exist"
         raise pytest.UsageError(
-            f"--ami-key={value!r} does not exist: give the path of the private key "
-            "that logs in to the host."
+            f"--ami-key={value!r} {problem}: give the path of the private key "
+            "file that logs in to the host."
         )
     return path
 
@@ -336,14 +373,25 @@ def _check_policies(patterns: list[str]) -> tuple[str, ...]:
 def settings_from(config: pytest.Config) -> Settings:
     """Validate every option and ini key and return the run's Settings."""
     # A target named twice is checked once: its label must be unique.
+    _refuse_empty(config, "ami", "an AMI id such as ami-0123456789abcdef0")
+    _refuse_empty(config, "ami_host", "a host spec such as ssh://admin@host")
+    _refuse_empty(config, "ami_image", f"a path, or {DEMO_IMAGE}")
+    _refuse_empty(config, "ami_policy", "a policy ID or glob such as SSH-*")
+
     amis = _unique(check_ami_id(value) for value in _split(config.getoption("ami")))
     hosts = _unique(check_host_spec(value) for value in config.getoption("ami_host"))
-    images = _unique(config.getoption("ami_image"))
+    images = _unique(check_image(value) for value in config.getoption("ami_image"))
 
     region = _value(config, "ami_region", "amipolicy_region")
     if region is not None and not REGION.match(region):
         raise pytest.UsageError(
             f"--ami-region={region!r} is not an AWS region name such as us-east-1."
+        )
+    if amis and region is None and _configured_region() is None:
+        raise pytest.UsageError(
+            "--ami needs an AWS region and none is configured: pass "
+            "--ami-region=REGION, set the amipolicy_region ini key or "
+            "AWS_DEFAULT_REGION, or give your AWS profile a region."
         )
 
     subnet = _value(config, "ami_subnet", "amipolicy_subnet")

@@ -81,6 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     _close_on_sigterm()
 
+    # paramiko logs a traceback for every banner it could not read while an
+    # instance's sshd is still starting; the plugin reports the outcome itself.
+    if config.get_verbosity() < 2:
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
@@ -223,7 +228,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = run_state.settings
     lines = [
         f"amipolicy {__version__}: targets {', '.join(run_state.labels)}",
-        f"amipolicy: {len(settings.policies)} policies, check date "
+        f"amipolicy: {len(settings.policies)} "
+        f"polic{'y' if len(settings.policies) == 1 else 'ies'}, check date "
         f"{settings.check_date.isoformat()}"
         + (f", region {settings.region}" if settings.region else ""),
     ]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_amipolicy.evidence import compile_patterns, redact
 from pytest_amipolicy.runtime import TargetRun, judge
 from pytest_amipolicy.verdicts import Outcome
 
@@ -28,6 +29,7 @@ class AmiPolicySession:
     ) -> None:
         self.config = config
         self.settings = settings
+        self._patterns = compile_patterns(settings.redact)
         self.runs = {
             target.label: TargetRun(target, settings, config) for target in targets
         }
@@ -38,6 +40,7 @@ class AmiPolicySession:
 
     def progress(self, message: str) -> None:
         """Tell the user what is happening (launching, waiting, tearing down)."""
+        message = redact(message, self._patterns)
         logger.info("%s", message)
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None or hasattr(self.config, "workerinput"):

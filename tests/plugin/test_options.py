@@ -27,6 +27,18 @@ BAD_VALUES = [
     (["--ami-host=ssh://h", "--ami-subnet=sn-1"], "--ami-subnet='sn-1'"),
     (["--ami-host=ssh://h", "--ami-ingress-cidr=everyone"], "is not a CIDR block"),
     (["--ami-host=ssh://h", "--ami-check-date=tomorrow"], "YYYY-MM-DD"),
+    (
+        ["--ami-host=ssh://h", "--ami-check-date="],
+        "--ami-check-date was given an empty",
+    ),
+    (["--ami="], "--ami was given an empty value"),
+    (["--ami-host=ssh://h", "--ami-policy=,"], "--ami-policy was given an empty"),
+    (
+        ["--ami-image=/nonexistent/tree"],
+        "--ami-image='/nonexistent/tree' does not exist",
+    ),
+    (["--ami-host=winrm://Administrator@host"], "has no password"),
+    (["--ami-host=ssh://h", "--ami-key=/"], "--ami-key='/' is a directory"),
 ]
 
 
@@ -107,4 +119,21 @@ def test_the_header_names_the_targets_and_the_check_date(
 
     result.stdout.fnmatch_lines(
         ["amipolicy *: targets ssh://h", "amipolicy: * policies, check date 2025-01-31"]
+    )
+
+
+def test_an_ami_without_any_configured_region_is_a_usage_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = pytester.path / "aws-config"
+    empty.write_text("")
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+
+    result = pytester.runpytest("--ami=ami-0123456789abcdef0")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --ami needs an AWS region*--ami-region=REGION*"]
     )
