@@ -235,6 +235,7 @@ def _wait_for_login(
     # boot-finished is written by the final_message module; images that trim
     # it still run set_passwords, the last step that may restart sshd.
     markers = (instance / "boot-finished", instance / "sem/config_set_passwords")
+    ever_answered = False
 
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -248,6 +249,7 @@ def _wait_for_login(
         # place and sshd answers.
         finished = any(marker.exists() for marker in markers)
         answers = _ssh_banner(address)
+        ever_answered = ever_answered or answers
         if finished and _has_key(merged, login_user, key_body) and answers:
             return
 
@@ -261,6 +263,12 @@ def _wait_for_login(
 
         time.sleep(0.2)
 
+    if not ever_answered:
+        raise ImageError(
+            f"nothing answered SSH at {address}:{SSH_PORT} within the boot timeout "
+            "(ini key amipolicy_ssh_timeout); check that the image starts sshd "
+            f"at boot; console: {_console_tail(console_log)}"
+        )
     raise ImageError(
         f"no SSH login for {login_user!r} within the boot timeout (ini key "
         "amipolicy_ssh_timeout); check that cloud-init's default user is "

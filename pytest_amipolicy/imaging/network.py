@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -84,7 +85,11 @@ def private_network() -> Iterator[Network]:
 def _claim_slot() -> tuple[IO[str], int]:
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
 
-    for slot in SLOTS:
+    # Starting anywhere rather than at the lowest free slot keeps a slot that
+    # was just released from being taken again at once, so what a boot leaves
+    # behind stays attributable to it while its teardown finishes.
+    start = random.randrange(len(SLOTS))
+    for slot in [*SLOTS[start:], *SLOTS[:start]]:
         # Held open for the whole boot: closing the file releases the slot.
         lock = open(LOCK_DIR / f"slot-{slot}.lock", "w")  # noqa: SIM115
         try:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ import pytest
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.boot import BootedMachine, booted
 from pytest_amipolicy.imaging.build import build_debian_image
+from pytest_amipolicy.imaging.network import LOCK_DIR
 from pytest_amipolicy.imaging.source import open_image
 from tests.integration.conftest import LaunchKey
 from tests.support.cases import lay_case, load_cases
@@ -65,18 +68,12 @@ def manifest(root: Path) -> str:
     return digest.hexdigest()
 
 
-def traces(machine_name: str, slot_name: str, merged: Path) -> list[str]:
-    """What of one boot is still visible on the host: mounts, network, processes."""
+def traces(machine_name: str, merged: Path) -> list[str]:
+    """What of one boot is still visible on the host: mounts and processes."""
     found = []
 
     with open("/proc/self/mounts", encoding="utf-8") as mounts:
         found += [line for line in mounts if str(merged.parent) in line]
-
-    if Path("/run/netns", slot_name).exists():
-        found.append(f"netns {slot_name}")
-    host_link = slot_name.replace("-", "")
-    if Path("/sys/class/net", host_link).exists():
-        found.append(f"link {host_link}")
 
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -87,6 +84,34 @@ def traces(machine_name: str, slot_name: str, merged: Path) -> list[str]:
             found.append(f"process {pid}")
 
     return found
+
+
+def network_of(slot_name: str) -> list[str]:
+    found = []
+
+    if Path("/run/netns", slot_name).exists():
+        found.append(f"netns {slot_name}")
+    host_link = slot_name.replace("-", "")
+    if Path("/sys/class/net", host_link).exists():
+        found.append(f"link {host_link}")
+
+    return found
+
+
+def network_left_in_free_slot(slot_name: str) -> list[str]:
+    """The slot's namespace and link, if nobody holds the slot now.
+
+    Another boot of the parallel suite may have claimed the slot since; its
+    network is then its own, and nothing of the finished boot can be told apart.
+    """
+    lock_path = LOCK_DIR / f"slot-{slot_name.rsplit('-', 1)[1]}.lock"
+
+    with open(lock_path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []
+        return network_of(slot_name)
 
 
 def slot_of(machine: BootedMachine) -> str:
@@ -245,11 +270,12 @@ def test_nothing_is_left_after_a_boot_even_when_the_body_raises(
         booted(debian_image, login_user="admin", public_key=launch_key.public) as m,
     ):
         seen.append(m)
-        assert traces(m.name, slot_of(m), m.merged)
+        assert traces(m.name, m.merged) and network_of(slot_of(m))
         raise RuntimeError("failure inside the boot")
 
     m = seen[0]
-    assert traces(m.name, slot_of(m), m.merged) == []
+    assert traces(m.name, m.merged) == []
+    assert network_left_in_free_slot(slot_of(m)) == []
     assert not m.merged.parent.exists()
 
 
@@ -260,7 +286,7 @@ def test_a_machine_that_never_answers_ssh_raises_with_the_console_tail(
         (root / "etc/systemd/system/ssh.service").symlink_to("/dev/null")
 
     with (
-        pytest.raises(ImageError, match="did not accept SSH.*console: .*"),
+        pytest.raises(ImageError, match="nothing answered SSH at .*console: .*"),
         booted(
             debian_image,
             login_user="admin",
@@ -422,9 +448,14 @@ def test_a_tar_of_something_else_is_one_clear_error(tmp_path: Path) -> None:
     assert not [p for p in Path("/tmp").glob("amipolicy-image-*") if p.exists()]
 
 
-def test_a_disk_image_without_a_filesystem_is_one_clear_error(tmp_path: Path) -> None:
+def test_a_disk_image_without_a_filesystem_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     image = tmp_path / "blank.raw"
     subprocess.run(["truncate", "--size=8M", str(image)], check=True)
+    # Mount points go below this test's own directory, so that the disks other
+    # tests mount in parallel are not counted.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     with (
         pytest.raises(ImageError, match="no recognisable root filesystem"),
@@ -433,7 +464,7 @@ def test_a_disk_image_without_a_filesystem_is_one_clear_error(tmp_path: Path) ->
         pass
 
     assert loops_of(image) == ""
-    assert mounts_under("amipolicy-disk-") == []
+    assert mounts_under(str(tmp_path)) == []
 
 
 def test_a_tree_without_sshd_is_one_clear_error(tiny_tree: Path) -> None:
