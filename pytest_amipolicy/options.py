@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import ipaddress
+import math
 import os
 import re
 import urllib.parse
@@ -86,6 +87,17 @@ def add_options(parser: pytest.Parser) -> None:
         choices=("public", "private"),
         default=None,
         help="connect to the instance's public or private address.",
+    )
+    group.addoption(
+        "--ami-boot-timeout",
+        metavar="SECONDS",
+        help="how long an instance may take to reach 'running' (default 600).",
+    )
+    group.addoption(
+        "--ami-ssh-timeout",
+        metavar="SECONDS",
+        help="how long SSH or WinRM may take to accept the login, for --ami and "
+        "--ami-image (default 300).",
     )
     group.addoption(
         "--ami-policy",
@@ -291,9 +303,17 @@ def _check_number(name: str, value: str) -> float:
         number = float(value)
     except ValueError:
         number = -1.0
-    if number <= 0:
+    if not (0 < number < math.inf):
         raise pytest.UsageError(f"{name}={value!r} must be a positive number.")
     return number
+
+
+def _timeout(config: pytest.Config, option: str, ini: str) -> float:
+    # The message names whichever of the two the value came from.
+    given = config.getoption(option)
+    if given is not None:
+        return _check_number("--" + option.replace("_", "-"), given)
+    return _check_number(ini, config.getini(ini))
 
 
 def _check_key(value: str | None) -> Path | None:
@@ -432,12 +452,8 @@ def settings_from(config: pytest.Config) -> Settings:
                 "amipolicy_max_age_days", config.getini("amipolicy_max_age_days")
             )
         ),
-        boot_timeout=_check_number(
-            "amipolicy_boot_timeout", config.getini("amipolicy_boot_timeout")
-        ),
-        ssh_timeout=_check_number(
-            "amipolicy_ssh_timeout", config.getini("amipolicy_ssh_timeout")
-        ),
+        boot_timeout=_timeout(config, "ami_boot_timeout", "amipolicy_boot_timeout"),
+        ssh_timeout=_timeout(config, "ami_ssh_timeout", "amipolicy_ssh_timeout"),
         evidence_path=Path(evidence) if evidence else None,
         redact=tuple(config.getini("amipolicy_redact")),
         inspector=config.getoption("ami_inspector"),

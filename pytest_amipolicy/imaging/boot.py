@@ -266,12 +266,12 @@ def _wait_for_login(
     if not ever_answered:
         raise ImageError(
             f"nothing answered SSH at {address}:{SSH_PORT} within the boot timeout "
-            "(ini key amipolicy_ssh_timeout); check that the image starts sshd "
+            "(--ami-ssh-timeout); check that the image starts sshd "
             f"at boot; console: {_console_tail(console_log)}"
         )
     raise ImageError(
-        f"no SSH login for {login_user!r} within the boot timeout (ini key "
-        "amipolicy_ssh_timeout); check that cloud-init's default user is "
+        f"no SSH login for {login_user!r} within the boot timeout "
+        "(--ami-ssh-timeout); check that cloud-init's default user is "
         f"{login_user!r} (or pass --ami-user); console: "
         f"{_console_tail(console_log)}"
     )

@@ -136,7 +136,7 @@ class Ec2Target(Target):
         if platform not in self._connectors():
             raise self.error(
                 f"{platform.capitalize()} instances are not supported yet: "
-                "check the AMI attributes only with --ami-policies='AMI-*'"
+                "check the AMI attributes only with --ami-policy='AMI-*'"
             )
 
         # Everything that can fail without creating anything comes first.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_amipolicy.session import SESSION_KEY
+
 BAD_VALUES = [
     (["--ami=ami-123"], "--ami='ami-123' is not an AMI id"),
     (["--ami=ami-0123456789ABCDEF0"], "8 or 17"),
@@ -39,6 +41,9 @@ BAD_VALUES = [
     ),
     (["--ami-host=winrm://Administrator@host"], "has no password"),
     (["--ami-host=ssh://h", "--ami-key=/"], "--ami-key='/' is a directory"),
+    (["--ami-host=ssh://h", "--ami-ssh-timeout=soon"], "--ami-ssh-timeout='soon'"),
+    (["--ami-host=ssh://h", "--ami-boot-timeout=nan"], "must be a positive number"),
+    (["--ami-host=ssh://h", "--ami-boot-timeout=-5"], "--ami-boot-timeout='-5'"),
 ]
 
 
@@ -137,3 +142,14 @@ def test_an_ami_without_any_configured_region_is_a_usage_error(
     result.stderr.fnmatch_lines(
         ["ERROR: --ami needs an AWS region*--ami-region=REGION*"]
     )
+
+
+def test_a_timeout_option_wins_over_its_ini_key(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\namipolicy_ssh_timeout = 5\namipolicy_boot_timeout = 9\n"
+    )
+
+    config = pytester.parseconfigure("--ami-host=ssh://h", "--ami-ssh-timeout=7")
+
+    settings = config.stash[SESSION_KEY].settings
+    assert (settings.ssh_timeout, settings.boot_timeout) == (7.0, 9.0)
