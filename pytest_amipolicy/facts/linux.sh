@@ -467,8 +467,12 @@ check_updates() {
 has_default_route() {
     # Without a default route no mirror is reachable: waiting for DNS and
     # download timeouts would only delay the same answer.
-    awk 'NR > 1 && $2 == "00000000" { found = 1 } END { exit !found }' /proc/net/route 2>/dev/null && return 0
-    grep -q '^00000000000000000000000000000000 00 ' /proc/net/ipv6_route 2>/dev/null
+    # Only a route that is up counts (flag 0x1, the last hex digit odd): every
+    # network namespace has an IPv6 default route on lo that rejects traffic.
+    awk 'NR > 1 && $2 == "00000000" && $4 ~ /[13579bdfBDF]$/ { found = 1 }
+        END { exit !found }' /proc/net/route 2>/dev/null && return 0
+    awk '$1 ~ /^0+$/ && $2 == "00" && $9 ~ /[13579bdf]$/ { found = 1 }
+        END { exit !found }' /proc/net/ipv6_route 2>/dev/null
 }
 
 scan_malware() {
