@@ -27,12 +27,16 @@ Sections of the fast script:
                               login user and an ordinary user
 ``sshd-config``               sshd_config and every file it includes, each
                               after ``@@file PATH@@``
+``user-groups``               ``USER:GROUPS`` of root and the login user, for
+                              Match Group in the evidence
 ``cloud-init``                ``ssh_pwauth`` lines of cloud.cfg(.d), ``grep -n``
 ``passwd``                    /etc/passwd with field 2 reduced to a class
 ``shadow``                    ``user:class`` of /etc/shadow (never a hash)
 ``authorized-keys``           per account: ``@@account NAME UID HOME SHELL
                               shell=0|1 home=0|1@@``, ``@@akf PATTERNS@@``,
-                              then ``@@keyfile PATH@@`` and ``grep -n`` lines
+                              then ``@@keyfile PATH@@`` and ``grep -n`` lines,
+                              or ``@@keyfile-unreadable PATH@@``; first
+                              ``@@akf-default@@`` if sshd -T said nothing
 ``host-keys``                 ``hostkey MTIME BIRTH PATH``, ``now``, ``btime``,
                               ``clk_tck``, ``pid1_start_ticks``
 ``secrets``                   ``kind TAB path TAB line TAB fingerprint TAB id``

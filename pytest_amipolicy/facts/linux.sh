@@ -122,7 +122,9 @@ sshd_files() {
             [ -f "$_f" ] || continue
             _seen="$_seen$_f "
             echo "$_f"
-            _inc=$(awk 'tolower($1) == "include" { for (i = 2; i <= NF; i++) print $i }' "$_f")
+            # "Include path", "Include=path" and "Include = path" alike
+            _inc=$(awk '{ sub(/^[ \t]+/, ""); sub(/^[Ii][Nn][Cc][Ll][Uu][Dd][Ee]([ \t]*=[ \t]*|[ \t]+)/, "include ") }
+                $1 == "include" { for (i = 2; i <= NF && $i !~ /^#/; i++) print $i }' "$_f")
             for _p in $_inc; do
                 case $_p in /*) ;; *) _p="/etc/ssh/$_p" ;; esac
                 # the glob expands here, in lexical order, like sshd's
@@ -134,27 +136,38 @@ sshd_files() {
     done
 }
 
+user_groups() {
+    for _u in root "$user"; do
+        printf '%s:%s\n' "$_u" "$(id -Gn "$_u" 2>/dev/null)"
+    done
+}
+
 sshd_config() {
     # shellcheck disable=SC2046
     dump $(sshd_files)
 }
 
-# account lines "name uid home shell" for accounts with a usable shell or home
+# account lines "name uid home shell shell_ok home_ok" for accounts sshd could
+# let in: sshd accepts a key for any account whose shell exists and is
+# executable (nologin included: it still allows forwarding), so those count as
+# well as accounts with a home; shell_ok says whether the shell is a login one.
 key_accounts() {
     awk -F: '{ print $1 "\t" $3 "\t" $6 "\t" $7 }' /etc/passwd | while IFS="$(printf '\t')" read -r n u h s; do
         shell_ok=1
         case $s in */nologin | */false | /bin/sync | /sbin/shutdown | /sbin/halt) shell_ok=0 ;; esac
         [ -z "$s" ] || [ -x "$s" ] || shell_ok=0
+        sshd_ok=0
+        [ -x "${s:-/bin/sh}" ] && [ -f "${s:-/bin/sh}" ] && sshd_ok=1
         home_ok=0
         [ -n "$h" ] && [ -d "$h" ] && home_ok=1
-        [ $shell_ok = 1 ] || [ $home_ok = 1 ] || continue
+        [ $sshd_ok = 1 ] || [ $home_ok = 1 ] || continue
         printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "$u" "$h" "${s:-/bin/sh}" "$shell_ok" "$home_ok"
     done
 }
 
 expand_akf() {
-    # $1 patterns, $2 user, $3 home: sshd's %% %u %h and home-relative paths
-    printf '%s\n' "$1" | awk -v u="$2" -v h="$3" '{
+    # $1 patterns, $2 user, $3 home, $4 uid: sshd's %% %u %h %U, home-relative paths
+    printf '%s\n' "$1" | awk -v u="$2" -v h="$3" -v U="$4" '{
         for (i = 1; i <= NF; i++) {
             p = $i; out = ""
             for (j = 1; j <= length(p); j++) {
@@ -162,7 +175,8 @@ expand_akf() {
                 if (c == "%" && j < length(p)) {
                     d = substr(p, j + 1, 1); j++
                     if (d == "%") out = out "%"; else if (d == "u") out = out u
-                    else if (d == "h") out = out h; else out = out "%" d
+                    else if (d == "h") out = out h; else if (d == "U") out = out U
+                    else out = out "%" d
                 } else out = out c
             }
             if (substr(out, 1, 1) != "/") out = h "/" out
@@ -186,8 +200,8 @@ authorized_keys() {
         printf '@@account %s %s %s %s shell=%s home=%s@@\n' "$n" "$u" "$h" "$s" "$shell_ok" "$home_ok"
         printf '@@akf %s@@\n' "$_akf"
         [ "$_akf" = none ] && continue
-        expand_akf "$_akf" "$n" "$h" | while read -r _f; do
-            if [ -f "$_f" ]; then
+        expand_akf "$_akf" "$n" "$h" "$u" | while read -r _f; do
+            if [ -f "$_f" ] && [ -r "$_f" ]; then
                 printf '@@keyfile %s@@\n' "$_f"
                 grep -n '' "$_f"
             elif [ -e "$_f" ]; then
@@ -290,10 +304,26 @@ scan_files() {
         _old_ifs=$IFS
         IFS=:
         for _r in $roots; do
-            [ -d "$_r" ] && find "$_r" -type f ! -size +"${max_kb}"k -print 2>/dev/null
+            IFS=$_old_ifs
+            [ -d "$_r" ] || continue
+            _left=$((_deadline - $(date +%s)))
+            [ $_left -gt 0 ] || { : >"$tmpd/timeout"; break; }
+            _limit=""
+            have timeout && _limit="timeout $_left"
+            # -xdev: a root holding a mounted /proc would otherwise hang on
+            # files such as /proc/kmsg that never end.
+            $_limit find "$_r" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null
+            [ $? = 124 ] && : >"$tmpd/timeout"
         done
         IFS=$_old_ifs
-    } | sort -u | tr '\n' '\0' | xargs -0 -r grep -lIE -- "$scan_pattern" 2>/dev/null
+    } | sort -u | tr '\n' '\0' >"$tmpd/files"
+    _left=$((_deadline - $(date +%s)))
+    [ $_left -gt 0 ] || { : >"$tmpd/timeout"; return 0; }
+    _limit=""
+    have timeout && _limit="timeout $_left"
+    $_limit xargs -0 -r grep -lIE -- "$scan_pattern" <"$tmpd/files" 2>/dev/null
+    [ $? = 124 ] && : >"$tmpd/timeout"
+    return 0
 }
 
 is_key_block() {
@@ -360,6 +390,10 @@ scan_secrets() {
         [ -f "$_h/.netrc" ] && report_matches netrc "$_h/.netrc" 'password[[:space:]]+[^[:space:]]+' 0
         [ -f "$_h/.pgpass" ] && report_matches pgpass "$_h/.pgpass" '^[^#].*:.*:.*:.*:.+' 0
         [ -f "$_h/.aws/credentials" ] && echo "aws-credentials-file${tab}$_h/.aws/credentials${tab}0${tab}${tab}"
+        for _c in .config/gcloud/credentials.db .config/gcloud/application_default_credentials.json \
+            .azure/accessTokens.json .azure/msal_token_cache.json .azure/service_principal_entries.json; do
+            [ -f "$_h/$_c" ] && echo "cloud-credentials-file${tab}$_h/$_c${tab}0${tab}${tab}"
+        done
     done
     return $_rc
 }
@@ -439,10 +473,11 @@ check_updates() {
         fi
         apt-cache policy 2>/dev/null | awk '/^ *[0-9-]+ [a-z]+:\/\// { print "repo: " $2 " " $3 }' | sort -u
         echo "command: apt-get -s -o Debug::NoLocking=1 dist-upgrade"
-        apt-get -s -o Debug::NoLocking=1 dist-upgrade 2>&1 | grep -E '^(Inst |E: |W: )'
+        apt-get -s -o Debug::NoLocking=1 dist-upgrade >"$tmpd/simulate" 2>&1
         _r=$?
-        # grep found nothing: no pending upgrades, which is not an error
-        [ $_r -le 1 ] && return 0
+        grep -E '^(Inst |E: |W: )' "$tmpd/simulate"
+        # a broken dpkg state or unmet dependencies list nothing to install
+        [ $_r = 0 ] || echo "apt-get: simulation failed (status $_r)"
         return $_r
     elif have dnf || have yum; then
         _pm=dnf
@@ -454,7 +489,13 @@ check_updates() {
         return $?
     elif have zypper; then
         echo "manager: zypper"
-        zypper --non-interactive --quiet refresh >/dev/null 2>&1
+        zypper --non-interactive --quiet refresh >"$tmpd/refresh" 2>&1
+        _r=$?
+        echo "refresh: zypper refresh (status $_r)"
+        if [ $_r != 0 ]; then
+            sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
+            return $_r
+        fi
         zypper --non-interactive lr -u 2>&1 | sed 's/^/repo: /'
         echo "command: zypper --non-interactive list-patches --category security"
         zypper --non-interactive list-patches --category security 2>&1
@@ -550,6 +591,7 @@ section sshd-root 'sshd_t root'
 section sshd-login 'sshd_t "$user"'
 section sshd-user 'sshd_t amipolicy-nobody'
 section sshd-config 'sshd_config'
+section user-groups 'user_groups'
 section cloud-init 'grep -nHiE "^[[:space:]]*ssh_pwauth[[:space:]]*:" /etc/cloud/cloud.cfg /etc/cloud/cloud.cfg.d/*.cfg; test -d /etc/cloud'
 section passwd 'passwd_facts'
 section shadow 'shadow_facts'

@@ -55,9 +55,10 @@ def check_root_password(facts: Facts) -> Outcome:
         passwd = facts.section("passwd")
     except MissingFact as error:
         return undecided(f"the password files were not read: {error.why}")
-    if not shadow.ok:
+    if not shadow.ok or not passwd.ok:
         return undecided(
-            "/etc/shadow could not be read", shadow.evidence("/etc/shadow")
+            "/etc/shadow or /etc/passwd could not be read",
+            shadow.evidence("/etc/shadow", shadow.output[-500:]),
         )
 
     root_passwd = next((a for a in linux.accounts(passwd) if a.name == "root"), None)
@@ -77,7 +78,9 @@ def check_root_password(facts: Facts) -> Outcome:
         return undecided("root has no /etc/shadow entry", evidence)
     if root_shadow == linux.BLANK:
         return failed("root's /etc/shadow password field is blank", evidence)
-    return passed(f"root's password is {_meaning(root_shadow or '')}", evidence)
+    # Without a shadow entry, a field other than "x" in passwd is the password.
+    decided_by = root_shadow or (root_passwd.password if root_passwd else "")
+    return passed(f"root's password is {_meaning(decided_by)}", evidence)
 
 
 @policy(
@@ -149,6 +152,11 @@ def check_sudo(facts: Facts) -> Outcome:
         evidence.append(facts.section("sudo-list").evidence(f"sudo rules of {user}"))
     if section.ok:
         return passed(f"{user} runs commands as root with sudo -n", *evidence)
+    if section.output.startswith("cannot act as "):
+        # Neither root nor the login user ran the script: sudo was not tried.
+        return undecided(
+            f"sudo could not be tried as {user}: {section.output.strip()}", *evidence
+        )
     if section.status == 127 or "not found" in section.output:
         return failed("sudo is not installed", *evidence)
     return failed(f"sudo -n refused {user}: {section.output.strip()[:200]}", *evidence)

@@ -64,9 +64,9 @@ def authorized_keys(section: Section) -> tuple[list[AuthorizedKey], list[str]]:
     account = path = ""
 
     for line in section.output.splitlines():
-        marker = re.match(r"^@@(account|keyfile|keyfile-unreadable|akf) ?(.*)@@$", line)
+        marker = re.match(r"^@@([a-z-]+)(?: (.*))?@@$", line)
         if marker:
-            kind, value = marker.groups()
+            kind, value = marker[1], marker[2] or ""
             if kind == "account":
                 account = value.split(" ")[0]
             elif kind == "keyfile":
@@ -129,6 +129,14 @@ def check_authorized_keys(facts: Facts) -> Outcome:
         return undecided(
             f"key files could not be read: {', '.join(unreadable)}", *evidence
         )
+    if not keys and linux.markers(section, "akf-default"):
+        # sshd -T did not say where it looks for keys, so only the default
+        # files were read: a custom AuthorizedKeysFile may hold keys.
+        return undecided(
+            "sshd did not report its AuthorizedKeysFile, so only the default "
+            "files were read and none held a key",
+            *evidence,
+        )
     if not keys:
         return passed("no authorized key on the image", *evidence)
 
@@ -162,10 +170,11 @@ def host_key_times(section: Section) -> HostKeyTimes:
     for line in section.output.splitlines():
         fields = line.split(" ", 3)
         if fields[0] == "hostkey" and len(fields) == 4:
-            mtime, birth = int(fields[1]), int(fields[2])
             # a copied key may get a new mtime but keeps its old birth, or
-            # the other way round: the earlier of the two is the honest one
-            times = [t for t in (mtime, birth) if t > 0]
+            # the other way round: the earlier of the two is the honest one;
+            # a stat without birth times prints 0, "-" or "?" for it
+            stamps = [int(t) for t in fields[1:3] if t.isdigit()]
+            times = [t for t in stamps if t > 0]
             keys.append((fields[3], min(times) if times else 0))
         elif len(fields) == 2:
             values[fields[0]] = fields[1]

@@ -40,11 +40,21 @@ TRUE_WORDS = {"true", "yes", "1", "on"}
 
 
 def _contexts(facts: Facts) -> list[tuple[str, str]]:
-    """(section name, user) for every connection sshd -T was asked about."""
+    """(section name, user) for every connection sshd -T is asked about."""
     login = facts.login_user or "the login user"
-    contexts = [("sshd-root", "root"), ("sshd-login", login)]
-    contexts.append(("sshd-user", ORDINARY_USER))
-    return [(name, user) for name, user in contexts if facts.has(name)]
+    return [("sshd-root", "root"), ("sshd-login", login), ("sshd-user", ORDINARY_USER)]
+
+
+def _groups(facts: Facts) -> dict[str, tuple[str, ...]]:
+    """Group names of root and the login user, for Match Group in the evidence."""
+    if not facts.has("user-groups"):
+        return {}
+    groups = {}
+    for line in facts.section("user-groups").output.splitlines():
+        name, sep, names = line.partition(":")
+        if sep:
+            groups[name] = tuple(names.split())
+    return groups
 
 
 def _no_sshd(facts: Facts) -> Outcome | None:
@@ -75,13 +85,19 @@ def _config(facts: Facts) -> dict[str, str]:
 
 
 def _settings_evidence(
-    section: Section, user: str, keywords: tuple[str, ...], files: dict[str, str]
+    section: Section,
+    user: str,
+    keywords: tuple[str, ...],
+    files: dict[str, str],
+    groups: tuple[str, ...] = (),
 ) -> Evidence:
     settings = linux.sshd_settings(section)
     shown = [f"{key} {' '.join(settings[key])}" for key in keywords if key in settings]
-    connection = sshd.Connection(user=user)
+    connection = sshd.Connection(user=user, groups=groups)
     origins = [
-        sshd.describe(files, key, connection) for key in keywords if key in settings
+        sshd.describe(files, key, connection, " ".join(settings[key]))
+        for key in keywords
+        if key in settings
     ]
     return Evidence(
         label=f"effective sshd settings for user {user}",
@@ -122,7 +138,8 @@ def _cloud_init_password(facts: Facts) -> tuple[str | None, Evidence | None]:
 
     # cloud.cfg first, then cloud.cfg.d in lexical order: the last one wins
     last = setting_lines[-1]
-    value = last.split(":")[-1].strip().strip("'\"").lower()
+    setting = last.split(":", 2)[-1] if last.startswith("/") else last
+    value = setting.split(":", 1)[-1].split(" #")[0].strip().strip("'\"").lower()
     evidence = section.evidence("cloud-init ssh_pwauth", "\n".join(setting_lines))
     if value in TRUE_WORDS:
         return (
@@ -151,17 +168,27 @@ def check_ssh_password(facts: Facts) -> Outcome:
         return stop
 
     files = _config(facts)
+    groups = _groups(facts)
     problems: list[str] = []
     evidence: list[Evidence] = []
     for name, user in _contexts(facts):
-        section = facts.section(name)
+        # A connection sshd was not asked about could be the one a Match
+        # block opens to passwords: without its answer there is no verdict.
+        try:
+            section = facts.section(name)
+        except MissingFact as error:
+            return undecided(f"sshd -T was not run for user {user}: {error.why}")
         settings = linux.sshd_settings(section)
         if not section.ok or "passwordauthentication" not in settings:
             return undecided(
                 f"sshd -T failed for user {user}",
                 section.evidence(f"sshd -T for {user}", _tail(section.output)),
             )
-        evidence.append(_settings_evidence(section, user, PASSWORD_KEYWORDS, files))
+        evidence.append(
+            _settings_evidence(
+                section, user, PASSWORD_KEYWORDS, files, groups.get(user, ())
+            )
+        )
         problems += [
             f"{reason} for user {user}" for reason in _password_paths(settings)
         ]
@@ -200,7 +227,13 @@ def check_ssh_root(facts: Facts) -> Outcome:
     section = facts.section("sshd-root")
     settings = linux.sshd_settings(section)
     value = (settings.get("permitrootlogin") or [""])[0].lower()
-    evidence = _settings_evidence(section, "root", ("permitrootlogin",), _config(facts))
+    evidence = _settings_evidence(
+        section,
+        "root",
+        ("permitrootlogin",),
+        _config(facts),
+        _groups(facts).get("root", ()),
+    )
 
     if not value:
         return undecided("sshd -T printed no permitrootlogin value", evidence)

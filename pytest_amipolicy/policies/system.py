@@ -24,6 +24,10 @@ from pytest_amipolicy.verdicts import (
 
 FAMILY = "system"
 SUPPORTED_FS = {"ext2", "ext3", "ext4", "xfs", "vfat"}
+# Disk filesystems whose source is a pool or dataset name rather than /dev/...
+POOLED_FS = {"zfs", "bcachefs"}
+# Filesystems that encrypt what they store, stacked on another one.
+STACKED_CRYPT_FS = {"ecryptfs"}
 # Filesystems that live in memory, in the kernel or on the network: no disk.
 NOT_BLOCK = re.compile(
     r"^(proc|sysfs|devtmpfs|devpts|tmpfs|ramfs|cgroup2?|securityfs|pstore|debugfs|"
@@ -249,6 +253,11 @@ def check_updates(facts: Facts) -> Outcome:
     evidence = section.evidence("package manager, repositories and pending updates")
     if not section.ok or not manager or manager == "none":
         return undecided("the package manager failed or was not found", evidence)
+    # apt reports a broken dpkg state or unmet dependencies with "E:" lines and
+    # then lists nothing to install: that is no answer, not a clean system.
+    errors = [ln for ln in section.output.splitlines() if ln.startswith("E: ")]
+    if errors:
+        return undecided(f"{manager} reported errors: {errors[0][3:]}", evidence)
     if pending:
         return failed(
             f"{len(pending)} security update(s) pending from {manager}",
@@ -363,7 +372,11 @@ def check_filesystems(facts: Facts) -> Outcome:
             notes.append(
                 "root is an overlay (a container): its type rule does not apply"
             )
-        if NOT_BLOCK.match(mount.fstype) or not mount.source.startswith("/dev/"):
+        if mount.fstype in STACKED_CRYPT_FS:
+            problems.append(f"{mount.target} is encrypted ({mount.fstype})")
+            continue
+        on_disk = mount.source.startswith("/dev/") or mount.fstype in POOLED_FS
+        if NOT_BLOCK.match(mount.fstype) or not on_disk:
             continue
         if mount.fstype not in SUPPORTED_FS:
             problems.append(f"{mount.target} is {mount.fstype} on {mount.source}")

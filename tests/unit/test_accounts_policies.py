@@ -142,3 +142,45 @@ def test_a_telnet_listener_fails() -> None:
     )
 
     assert outcome.verdict is Verdict.FAIL
+
+
+def test_root_without_a_shadow_entry_is_an_error() -> None:
+    classes = linux.shadow_classes(REAL["shadow"])
+    text = "".join(f"{n}:{c}\n" for n, c in classes.items() if n != "root")
+
+    outcome = check_root_password(factsets.debian(shadow=section("shadow", text)))
+
+    assert outcome.verdict is Verdict.ERROR
+
+
+def test_root_with_its_hash_in_passwd_and_no_shadow_entry_says_so() -> None:
+    classes = linux.shadow_classes(REAL["shadow"])
+    shadow = "".join(f"{n}:{c}\n" for n, c in classes.items() if n != "root")
+    passwd = REAL["passwd"].output.replace("root:@x:", "root:Qx7bLm2PzR9tE:", 1)
+
+    outcome = check_root_password(
+        factsets.debian(
+            shadow=section("shadow", shadow), passwd=section("passwd", passwd)
+        )
+    )
+
+    assert outcome.verdict is Verdict.PASS
+    assert "usable password (crypt scheme des)" in outcome.reason
+
+
+def test_an_unreadable_passwd_is_an_error_for_root_password_too() -> None:
+    facts = factsets.debian(
+        passwd=section("passwd", "cat: /etc/passwd: I/O error\n", 1)
+    )
+
+    assert check_root_password(facts).verdict is Verdict.ERROR
+
+
+def test_sudo_that_could_not_be_tried_as_the_login_user_is_an_error() -> None:
+    facts = factsets.debian(sudo=section("sudo", "cannot act as admin\n", 2))
+
+    assert check_sudo(facts).verdict is Verdict.ERROR
+
+
+def test_outside_access_without_passwd_is_an_error() -> None:
+    assert check_outside_access(factsets.debian(passwd=None)).verdict is Verdict.ERROR

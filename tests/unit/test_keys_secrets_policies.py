@@ -184,3 +184,84 @@ def test_secret_findings_carry_fingerprints_only() -> None:
 
     assert found and all(len(f.fingerprint) == 16 for f in found)
     assert "abcdEFGHijklMNOPqrstUVWXyz0123456789ABCD" not in factsets.real_output()
+
+
+def test_a_key_file_that_cannot_be_read_is_an_error() -> None:
+    text = (
+        keys_section().output
+        + "@@keyfile-unreadable /home/deploy/.ssh/authorized_keys@@\n"
+    )
+    facts = factsets.debian(authorized_keys=section("authorized-keys", text))
+    facts.launch_public_key = LAUNCH
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "/home/deploy/.ssh/authorized_keys" in outcome.reason
+
+
+def test_default_key_files_read_only_because_sshd_said_nothing_decide_nothing() -> None:
+    text = "@@akf-default@@\n" + keys_section().output
+    facts = factsets.debian(authorized_keys=section("authorized-keys", text))
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "AuthorizedKeysFile" in outcome.reason
+
+
+def test_a_baked_key_in_a_default_file_fails_even_when_sshd_said_nothing() -> None:
+    found = keys_section(("root", "/root/.ssh/authorized_keys", FORCED)).output
+    facts = factsets.debian(
+        authorized_keys=section("authorized-keys", "@@akf-default@@\n" + found)
+    )
+    facts.launch_public_key = LAUNCH
+
+    assert check_authorized_keys(facts).verdict is Verdict.FAIL
+
+
+def test_a_failed_key_listing_is_an_error() -> None:
+    facts = factsets.debian(authorized_keys=section("authorized-keys", "", 2))
+
+    assert check_authorized_keys(facts).verdict is Verdict.ERROR
+
+
+def test_host_key_times_without_birth_times_use_the_modification_time() -> None:
+    boot = 1_700_000_000
+    text = (
+        f"hostkey {boot - 90_000} - /etc/ssh/ssh_host_ed25519_key\n"
+        f"hostkey {boot + 5} ? /etc/ssh/ssh_host_rsa_key\n"
+        f"btime {boot - 100}\nclk_tck 100\npid1_start_ticks 10000\n"
+    )
+
+    outcome = check_host_keys(factsets.debian(host_keys=section("host-keys", text)))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "ssh_host_ed25519_key" in outcome.reason
+    assert "ssh_host_rsa_key" not in outcome.reason
+
+
+def test_no_host_key_at_all_is_an_error() -> None:
+    text = "now 1\nbtime 1\nclk_tck 100\npid1_start_ticks 10\n"
+
+    outcome = check_host_keys(factsets.debian(host_keys=section("host-keys", text)))
+
+    assert outcome.verdict is Verdict.ERROR
+
+
+def test_other_clouds_credential_files_are_credentials_not_aws_keys() -> None:
+    found = "cloud-credentials-file\t/root/.config/gcloud/credentials.db\t0\t\t"
+    facts = factsets.debian(secrets=secrets(found), service_env=section("service-env"))
+
+    assert check_credentials(facts).verdict is Verdict.FAIL
+    assert check_aws_keys(facts).verdict is Verdict.PASS
+
+
+def test_the_example_key_in_a_service_environment_is_not_a_finding() -> None:
+    env = section(
+        "service-env",
+        "aws-env\t/etc/default/app\t3\t1a5d44a2dca19669\tAKIAIOSFODNN7EXAMPLE\tAWS_ACCESS_KEY_ID\n",
+    )
+    facts = factsets.debian(secrets=secrets(), service_env=env)
+
+    assert check_aws_keys(facts).verdict is Verdict.PASS

@@ -231,3 +231,93 @@ def test_scan_sends_fingerprints_and_never_the_planted_secrets(tmp_path: Path) -
     ]
     assert secret not in output
     assert "QUJDQUJD" not in output
+
+
+# ---------------------------------------------------------------- script parts
+
+
+def shell_function(name: str) -> str:
+    """The text of one function of linux.sh, to run on its own."""
+    start = linux.SCRIPT.index(f"\n{name}() {{\n") + 1
+    end = linux.SCRIPT.index("\n}\n", start) + 3
+    return linux.SCRIPT[start:end]
+
+
+def run_shell(program: str) -> str:
+    result = subprocess.run(
+        ["sh", "-c", program], capture_output=True, text=True, timeout=30, check=True
+    )
+    return result.stdout
+
+
+needs_sh = pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
+
+
+@needs_sh
+def test_authorized_keys_file_tokens_expand_as_sshd_expands_them() -> None:
+    patterns = "%h/.ssh/k .ssh/authorized_keys2 /etc/ssh/keys/%u /srv/%U/%%k"
+
+    expanded = run_shell(
+        shell_function("expand_akf")
+        + f"expand_akf {shlex.quote(patterns)} alice /home/alice 1001"
+    )
+
+    assert expanded.splitlines() == [
+        "/home/alice/.ssh/k",
+        "/home/alice/.ssh/authorized_keys2",
+        "/etc/ssh/keys/alice",
+        "/srv/1001/%k",
+    ]
+
+
+@needs_sh
+def test_accounts_sshd_would_let_in_are_listed_even_without_a_login_shell(
+    tmp_path: Path,
+) -> None:
+    passwd = tmp_path / "passwd"
+    passwd.write_text(
+        "root:x:0:0:root:/root:/bin/sh\n"
+        "svc:x:998:998::/nonexistent:/bin/false\n"
+        "gone:x:997:997::/nonexistent:/nonexistent/shell\n"
+    )
+    function = shell_function("key_accounts").replace("/etc/passwd", str(passwd))
+
+    listed = run_shell(function + "key_accounts")
+
+    names = [line.split("\t")[0] for line in listed.splitlines()]
+    assert names == ["root", "svc"]
+
+
+@needs_sh
+def test_sshd_config_includes_are_followed_in_every_spelling(tmp_path: Path) -> None:
+    (tmp_path / "sshd_config.d").mkdir()
+    (tmp_path / "sshd_config.d" / "20-b.conf").write_text("Include = extra.conf\n")
+    (tmp_path / "sshd_config.d" / "10-a.conf").write_text("X yes\n")
+    (tmp_path / "sshd_config.d" / "sub").mkdir()
+    (tmp_path / "extra.conf").write_text("Y no\n")
+    (tmp_path / "sshd_config").write_text(
+        f"  include={tmp_path}/sshd_config.d/* # drop-ins\nPasswordAuthentication no\n"
+    )
+    function = shell_function("sshd_files").replace("/etc/ssh", str(tmp_path))
+
+    listed = run_shell(function + "sshd_files")
+
+    assert listed.splitlines() == [
+        f"{tmp_path}/sshd_config",
+        f"{tmp_path}/sshd_config.d/10-a.conf",
+        f"{tmp_path}/sshd_config.d/20-b.conf",
+        f"{tmp_path}/extra.conf",
+    ]
+
+
+@needs_root_sh
+def test_a_secrets_scan_out_of_time_says_so_instead_of_finding_nothing(
+    tmp_path: Path,
+) -> None:
+    output, _ = run_local(
+        "user=root", "mounts=0", f"roots={tmp_path}", "scan_timeout=0"
+    )
+
+    secrets = linux.parse(output)["secrets"]
+    assert secrets.status == 124
+    assert linux.markers(secrets, "truncated after 0s") == [""]

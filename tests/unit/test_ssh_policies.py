@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from pytest_amipolicy.facts import sshd
-from pytest_amipolicy.policies.ssh import check_ssh_password, check_ssh_root
+from pytest_amipolicy.policies.ssh import (
+    ORDINARY_USER,
+    check_ssh_password,
+    check_ssh_root,
+)
 from pytest_amipolicy.verdicts import Verdict
 from tests.unit import factsets
 from tests.unit.factsets import section
@@ -183,3 +187,160 @@ def test_attribution_matches_address_ranges() -> None:
     origin = sshd.find_setting(files, "passwordauthentication", sshd.Connection("x"))
 
     assert origin is not None and origin.line == 2
+
+
+def test_a_match_block_for_the_user_overrides_an_earlier_server_wide_line() -> None:
+    files = {
+        "/etc/ssh/sshd_config": "PasswordAuthentication no\nMatch User admin\n  PasswordAuthentication yes\n"
+    }
+
+    admin = sshd.find_setting(files, "passwordauthentication", sshd.Connection("admin"))
+    root = sshd.find_setting(files, "passwordauthentication", sshd.Connection("root"))
+
+    assert admin is not None and admin.line == 3
+    assert root is not None and root.line == 1
+
+
+def test_evidence_names_the_match_line_that_opened_passwords() -> None:
+    config = (
+        "PasswordAuthentication no\nMatch User admin\n  PasswordAuthentication yes\n"
+    )
+    facts = with_sshd(settings())
+    facts.sections["sshd-login"] = section(
+        "sshd-login", settings(passwordauthentication="yes")
+    )
+    facts.sections["sshd-config"] = section(
+        "sshd-config", factsets.config_dump({"/etc/ssh/sshd_config": config})
+    )
+
+    outcome = check_ssh_password(facts)
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    assert outcome.verdict is Verdict.FAIL
+    assert (
+        "passwordauthentication for user admin: /etc/ssh/sshd_config:3: "
+        "PasswordAuthentication yes" in text
+    )
+
+
+@pytest.mark.parametrize(
+    "line", ["PasswordAuthentication=no", "passwordauthentication = no"]
+)
+def test_attribution_reads_keyword_equals_value(line: str) -> None:
+    files = {"/etc/ssh/sshd_config": f"{line}\n"}
+
+    origin = sshd.find_setting(files, "PasswordAuthentication", sshd.Connection("x"))
+
+    assert origin is not None and origin.line == 1
+
+
+def test_attribution_reads_match_criteria_written_with_equals() -> None:
+    files = {"/etc/ssh/sshd_config": "Match User=admin\n  PermitRootLogin yes\n"}
+
+    origin = sshd.find_setting(files, "permitrootlogin", sshd.Connection("admin"))
+
+    assert origin is not None and origin.line == 2
+
+
+def test_an_include_glob_does_not_reach_into_subdirectories_or_dotfiles() -> None:
+    files = {
+        "/etc/ssh/sshd_config": "Include /etc/ssh/sshd_config.d/*\n",
+        "/etc/ssh/sshd_config.d/old/10.conf": "PasswordAuthentication yes\n",
+        "/etc/ssh/sshd_config.d/.hidden": "PasswordAuthentication yes\n",
+        "/etc/ssh/sshd_config.d/50.conf": "PasswordAuthentication no\n",
+    }
+
+    origin = sshd.find_setting(files, "passwordauthentication", sshd.Connection("x"))
+
+    assert origin is not None and origin.path == "/etc/ssh/sshd_config.d/50.conf"
+
+
+def test_a_file_included_from_a_match_that_does_not_apply_never_matches() -> None:
+    # As sshd: "Match all" inside such a file does not reopen the server-wide
+    # scope, and the same file included again later is read again.
+    files = {
+        "/etc/ssh/sshd_config": "Match User nobody\n  Include in.conf\nMatch all\nInclude in.conf\n",
+        "/etc/ssh/in.conf": "Match all\nPermitRootLogin no\n",
+    }
+
+    origin = sshd.find_setting(files, "permitrootlogin", sshd.Connection("root"))
+
+    assert origin == sshd.Origin("/etc/ssh/in.conf", 2, "PermitRootLogin no")
+    assert (
+        sshd.find_setting(
+            {**files, "/etc/ssh/sshd_config": "Match User nobody\n  Include in.conf\n"},
+            "permitrootlogin",
+            sshd.Connection("root"),
+        )
+        is None
+    )
+
+
+def test_a_match_group_block_applies_to_members_of_the_group() -> None:
+    files = {"/etc/ssh/sshd_config": "Match Group sudo\n  PasswordAuthentication yes\n"}
+
+    member = sshd.Connection("admin", groups=("admin", "sudo"))
+    outsider = sshd.Connection("admin", groups=("admin",))
+
+    assert sshd.find_setting(files, "passwordauthentication", member) is not None
+    assert sshd.find_setting(files, "passwordauthentication", outsider) is None
+
+
+def test_evidence_does_not_blame_a_line_that_disagrees_with_sshd() -> None:
+    files = {
+        "/etc/ssh/sshd_config": "PasswordAuthentication no\nMatch LocalPort 2222\n  PasswordAuthentication yes\n"
+    }
+
+    said = sshd.describe(
+        files, "passwordauthentication", sshd.Connection("root"), effective="yes"
+    )
+
+    assert "sshd -T says yes, which no line read here explains" in said
+
+
+def test_prohibit_password_in_the_file_agrees_with_sshds_alias() -> None:
+    files = {"/etc/ssh/sshd_config": "PermitRootLogin prohibit-password\n"}
+
+    said = sshd.describe(
+        files, "permitrootlogin", sshd.Connection("root"), "without-password"
+    )
+
+    assert said.endswith("/etc/ssh/sshd_config:1: PermitRootLogin prohibit-password")
+
+
+def test_group_membership_from_the_facts_reaches_the_evidence() -> None:
+    config = "Match Group sudo\n  PasswordAuthentication yes\n"
+    facts = with_sshd(settings())
+    facts.sections["sshd-login"] = section(
+        "sshd-login", settings(passwordauthentication="yes")
+    )
+    facts.sections["sshd-config"] = section(
+        "sshd-config", factsets.config_dump({"/etc/ssh/sshd_config": config})
+    )
+    facts.sections["user-groups"] = section(
+        "user-groups", "root:root\nadmin:adm sudo\n"
+    )
+
+    outcome = check_ssh_password(facts)
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    assert "for user admin: /etc/ssh/sshd_config:2: PasswordAuthentication yes" in text
+
+
+def test_without_sshd_t_for_every_connection_there_is_no_verdict() -> None:
+    facts = with_sshd(settings())
+    del facts.sections["sshd-user"]
+
+    outcome = check_ssh_password(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert ORDINARY_USER in outcome.reason
+
+
+def test_cloud_init_ssh_pwauth_with_a_trailing_comment_still_counts() -> None:
+    cloud = "/etc/cloud/cloud.cfg.d/50-pw.cfg:3:ssh_pwauth: true  # for the demo\n"
+
+    outcome = check_ssh_password(with_sshd(settings(), cloud))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "cloud-init" in outcome.reason

@@ -231,3 +231,78 @@ def test_manual_attestations_are_listed_never_guessed() -> None:
         outcome = policy.check(factsets.debian())
         assert policy.platforms == frozenset({"manual"})
         assert outcome.verdict is Verdict.MANUAL and outcome.reason
+
+
+def test_an_apt_simulation_that_reports_errors_is_an_error_not_a_pass() -> None:
+    text = (
+        APT
+        + "E: dpkg was interrupted, you must manually run 'dpkg --configure -a'\n"
+        + "apt-get: simulation failed (status 100)\n"
+    )
+
+    outcome = check_updates(updates(text))
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "dpkg was interrupted" in outcome.reason
+
+
+def test_apt_errors_are_an_error_even_when_the_section_says_success() -> None:
+    text = APT + "E: Unmet dependencies. Try 'apt --fix-broken install'.\n"
+
+    assert check_updates(updates(text)).verdict is Verdict.ERROR
+
+
+def test_a_failed_zypper_refresh_is_an_error() -> None:
+    text = "manager: zypper\nrefresh: zypper refresh (status 4)\n"
+
+    assert check_updates(updates(text, 4)).verdict is Verdict.ERROR
+
+
+def test_a_zfs_root_is_not_a_supported_filesystem() -> None:
+    facts = factsets.debian(mounts=mounts("/ rpool/ROOT/debian zfs rw"))
+
+    outcome = check_filesystems(facts)
+
+    assert outcome.verdict is Verdict.FAIL and "zfs" in outcome.reason
+
+
+def test_an_ecryptfs_home_is_encrypted() -> None:
+    facts = factsets.debian(
+        mounts=mounts(
+            "/ /dev/nvme0n1p1 ext4 rw",
+            "/home/admin /home/.ecryptfs/admin/.Private ecryptfs rw",
+        )
+    )
+
+    outcome = check_filesystems(facts)
+
+    assert outcome.verdict is Verdict.FAIL and "ecryptfs" in outcome.reason
+
+
+def test_mounts_that_could_not_be_listed_are_an_error() -> None:
+    facts = factsets.debian(mounts=section("mounts", "findmnt: failed\n", 1))
+
+    assert check_filesystems(facts).verdict is Verdict.ERROR
+
+
+def test_a_failed_configuration_search_is_an_error() -> None:
+    facts = factsets.debian(region=section("region", "", 2))
+
+    assert check_region_agnostic(facts).verdict is Verdict.ERROR
+
+
+def test_a_malware_scan_past_its_deadline_is_an_error_that_says_so() -> None:
+    output = "scanner: ClamAV 1.0.7\ntimeout: the scan did not finish within 1800 s\n"
+
+    outcome = check_malware(factsets.debian(malware=section("malware", output, 124)))
+
+    assert outcome.verdict is Verdict.ERROR and "1800 s" in outcome.reason
+
+
+def test_the_check_date_decides_end_of_life() -> None:
+    facts = factsets.debian()
+    facts.check_date = datetime.date(2028, 7, 1)
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is Verdict.FAIL and "2028-06-30" in outcome.reason
