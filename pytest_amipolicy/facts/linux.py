@@ -325,3 +325,24 @@ def markers(section: Section, name: str) -> list[str]:
     """Return the values of ``@@NAME value@@`` lines in a section."""
     pattern = re.compile(rf"^@@{re.escape(name)}(?: (.*))?@@$")
     return [m[1] or "" for m in map(pattern.match, section.output.splitlines()) if m]
+
+
+# Files written a little before PID 1 started still count as this boot's
+# (clock steps at boot); anything older was shipped in the image.
+BOOT_TOLERANCE_SECONDS = 120
+
+
+def boot_time(section: Section) -> float | None:
+    """When PID 1 started, in epoch seconds, from the host-keys section.
+
+    ``btime`` alone is the kernel's boot, which in a container is the host's;
+    PID 1's start is the machine's own.
+    """
+    values = dict(
+        line.split(" ", 1) for line in section.output.splitlines() if " " in line
+    )
+    try:
+        ticks = int(values["pid1_start_ticks"]) / int(values["clk_tck"])
+        return int(values["btime"]) + ticks
+    except (KeyError, ValueError, ZeroDivisionError):
+        return None

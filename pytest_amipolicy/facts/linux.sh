@@ -425,7 +425,13 @@ region_refs() {
         ! -name '*.txt' ! -name '*.html' ! -name 'README*' -print 2>/dev/null |
         tr '\n' '\0' | xargs -0 -r grep -nIHoE -- \
             'ami-[0-9a-f]{8}([0-9a-f]{9})?|[a-z0-9.-]*\.?(us|eu|ap|sa|ca|me|af|il|mx|cn)(-gov|-iso|-isob)?-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[0-9]\.?[a-z0-9.-]*' 2>/dev/null |
-        grep -v '/etc/ssh/ssh_host_' | head -n 500
+        grep -v '/etc/ssh/ssh_host_' | head -n 500 >"$tmpd/region"
+    cat "$tmpd/region"
+    # When each file was last written: cloud-init writes the launch region into
+    # some files (apt mirrors, yum variables) at first boot, which is not baked in.
+    cut -d: -f1 "$tmpd/region" | sort -u | while read -r _f; do
+        stat -c '@@written %Y %n@@' "$_f" 2>/dev/null
+    done
     return 0
 }
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
@@ -14,9 +13,6 @@ from pytest_amipolicy.facts import Facts, MissingFact, Section, linux
 from pytest_amipolicy.verdicts import Evidence, Outcome, failed, passed, undecided
 
 FAMILY = "keys"
-# Host keys written a little before PID 1 started are still first-boot keys
-# (clock steps at boot); anything older was shipped.
-BOOT_TOLERANCE_SECONDS = 120
 
 _KEY = re.compile(
     r"(?:^|[\s,])(?P<type>(?:ssh|ecdsa|sk)-[A-Za-z0-9@.-]+)\s+"
@@ -165,7 +161,6 @@ class HostKeyTimes:
 
 def host_key_times(section: Section) -> HostKeyTimes:
     """Host key paths with their earliest known time, and PID 1's start."""
-    values: dict[str, str] = {}
     keys = []
     for line in section.output.splitlines():
         fields = line.split(" ", 3)
@@ -176,15 +171,8 @@ def host_key_times(section: Section) -> HostKeyTimes:
             stamps = [int(t) for t in fields[1:3] if t.isdigit()]
             times = [t for t in stamps if t > 0]
             keys.append((fields[3], min(times) if times else 0))
-        elif len(fields) == 2:
-            values[fields[0]] = fields[1]
 
-    boot = None
-    with contextlib.suppress(KeyError, ValueError, ZeroDivisionError):
-        boot = int(values["btime"]) + int(values["pid1_start_ticks"]) / int(
-            values["clk_tck"]
-        )
-    return HostKeyTimes(keys, boot)
+    return HostKeyTimes(keys, linux.boot_time(section))
 
 
 @policy(
@@ -212,7 +200,7 @@ def check_host_keys(facts: Facts) -> Outcome:
     if any(t == 0 for _, t in times.keys):
         return undecided("a host key's file times could not be read", evidence)
 
-    limit = times.boot - BOOT_TOLERANCE_SECONDS
+    limit = times.boot - linux.BOOT_TOLERANCE_SECONDS
     old = [
         f"{path} ({int(times.boot - t)} s before boot)"
         for path, t in times.keys

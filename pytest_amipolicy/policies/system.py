@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import importlib.resources
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_amipolicy.catalogue import policy
-from pytest_amipolicy.facts import Facts, MissingFact
+from pytest_amipolicy.facts import Facts, MissingFact, Section, linux
 from pytest_amipolicy.verdicts import (
     Evidence,
     Outcome,
@@ -443,12 +444,47 @@ def check_region_agnostic(facts: Facts) -> Outcome:
     )
     if not section.ok:
         return undecided("the configuration search failed", evidence)
-    if hits:
+
+    # cloud-init writes the launch region into apt mirrors, yum variables and
+    # the like at first boot: a file written during this boot was not shipped.
+    this_boot = _written_this_boot(facts, section)
+    baked = [hit for hit in hits if hit.split(":", 1)[0] not in this_boot]
+    notes = [
+        f"written during this boot, so not shipped in the image: {path}"
+        for path in sorted(this_boot)
+    ]
+    if notes:
+        evidence = dataclasses.replace(
+            evidence, output=evidence.output.rstrip("\n") + "\n\n" + "\n".join(notes)
+        )
+
+    if baked:
         return failed(
-            f"{len(hits)} region-specific reference(s) in configuration, for review",
+            f"{len(baked)} region-specific reference(s) in configuration, for review",
             evidence,
-            findings=tuple(hits),
+            findings=tuple(baked),
+        )
+    if hits:
+        return passed(
+            "the only region-specific references were written at this boot",
+            evidence,
         )
     return passed(
         "no region name, regional endpoint or AMI id in configuration", evidence
     )
+
+
+def _written_this_boot(facts: Facts, section: Section) -> set[str]:
+    """Paths of the files with hits that were last written after PID 1 started."""
+    boot = (
+        linux.boot_time(facts.section("host-keys")) if facts.has("host-keys") else None
+    )
+    if boot is None:
+        return set()
+
+    written = set()
+    for value in linux.markers(section, "written"):
+        stamp, _, path = value.partition(" ")
+        if stamp.isdigit() and int(stamp) >= boot - linux.BOOT_TOLERANCE_SECONDS:
+            written.add(path)
+    return written

@@ -8,6 +8,7 @@ it against a machine of their own.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from pytest_amipolicy.targets.ssh import LaunchKey
 pytestmark = pytest.mark.integration
 
 SPINE_POLICIES = "SSH-PASSWORD,SSH-ROOT,ROOT-PASSWORD,NO-PASSWORDS,AUTHORIZED-KEYS,SUDO"
+# Long before any boot of the test: a file the image build left behind.
+SHIPPED_AT = 1700000000
 STRAY_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHFhbAgu/sbKF+2fCgNvEa9Da49nOj+/B1CqxJd03YWb"
     " builder@example.test"
@@ -44,6 +47,19 @@ def break_the_image(root: Path) -> None:
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     (ssh_dir / "authorized_keys").write_text(STRAY_KEY + "\n")
+
+    # A regional endpoint shipped in the image, and one that cloud-init writes
+    # at first boot (the region spelled so that the config itself has none).
+    shipped = root / "etc/myapp.conf"
+    shipped.write_text("endpoint = https://s3.eu-west-1.amazonaws.com\n")
+    os.utime(shipped, (SHIPPED_AT, SHIPPED_AT))
+    (root / "etc/cloud/cloud.cfg.d/95-mirror.cfg").write_text(
+        "bootcmd:\n  - echo deb http://us-east-$((0+1)).ec2.archive.ubuntu.com/ubuntu"
+        " jammy main > /etc/apt/sources.list.d/regional.list\n"
+        # The test image trims cloud-init's modules; bootcmd must be named.
+        "cloud_init_modules: [bootcmd, set_hostname, update_hostname, "
+        "update_etc_hosts, users_groups, ssh]\n"
+    )
 
     # A second login user that has the launch key but no sudo rights.
     with open(root / "etc/passwd", "a") as passwd:
@@ -77,8 +93,6 @@ def careless(debian_image: Path, launch_key: LaunchKey) -> Iterator[BootedMachin
         home.mkdir(parents=True, mode=0o700)
         (home / "authorized_keys").write_text(launch_key.public_line + "\n")
         for path in (home.parent, home, home / "authorized_keys"):
-            import os
-
             os.chown(path, 1500, 1500)
 
     with booted(
@@ -146,6 +160,25 @@ def test_a_careless_image_fails_with_evidence_and_a_fix(
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*SSH-PASSWORD fail on *", "Fix: *"])
     assert "BEGIN OPENSSH PRIVATE KEY" not in result.stdout.str()
+
+
+def test_a_shipped_regional_endpoint_fails_but_one_written_at_first_boot_does_not(
+    pytester: pytest.Pytester, careless: BootedMachine, launch_key: LaunchKey
+) -> None:
+    pytester.runpytest(
+        f"--ami-host={spec_for(careless, launch_key)}",
+        "--ami-policy=REGION-AGNOSTIC",
+        "--ami-evidence=evidence.json",
+    )
+
+    document = json.loads((pytester.path / "evidence.json").read_text())
+    (record,) = document["results"]
+    assert record["verdict"] == "fail", record["reason"]
+    assert record["findings"] == ["/etc/myapp.conf:1:s3.eu-west-1.amazonaws.com"]
+    assert (
+        "written during this boot, so not shipped in the image: "
+        "/etc/apt/sources.list.d/regional.list" in record["evidence"][0]
+    )
 
 
 def test_a_user_without_sudo_fails_sudo_and_cannot_pass_what_needs_root(

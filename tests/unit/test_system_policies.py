@@ -219,6 +219,50 @@ def test_region_specific_configuration_fails_for_review() -> None:
     assert outcome.verdict is Verdict.FAIL and len(outcome.findings) == 2
 
 
+# PID 1 of the recorded Debian machine started at about 1796324329.
+BEFORE_BOOT, AFTER_BOOT = 1796000000, 1796324400
+
+
+def test_a_region_written_at_first_boot_by_cloud_init_is_not_baked_in() -> None:
+    region = section(
+        "region",
+        "/etc/apt/sources.list:3:us-east-1.ec2.archive.ubuntu.com\n"
+        f"@@written {AFTER_BOOT} /etc/apt/sources.list@@\n",
+    )
+
+    outcome = check_region_agnostic(factsets.debian(region=region))
+
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert "written during this boot" in outcome.evidence[0].output
+
+
+def test_a_region_in_a_file_older_than_the_boot_is_baked_in() -> None:
+    region = section(
+        "region",
+        "/etc/apt/sources.list:3:us-east-1.ec2.archive.ubuntu.com\n"
+        "/opt/app/app.conf:9:ami-0123456789abcdef0\n"
+        f"@@written {AFTER_BOOT} /etc/apt/sources.list@@\n"
+        f"@@written {BEFORE_BOOT} /opt/app/app.conf@@\n",
+    )
+
+    outcome = check_region_agnostic(factsets.debian(region=region))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.findings == ("/opt/app/app.conf:9:ami-0123456789abcdef0",)
+
+
+def test_without_a_boot_time_every_region_reference_counts() -> None:
+    region = section(
+        "region",
+        "/etc/apt/sources.list:3:us-east-1.ec2.archive.ubuntu.com\n"
+        f"@@written {AFTER_BOOT} /etc/apt/sources.list@@\n",
+    )
+
+    outcome = check_region_agnostic(factsets.debian(region=region, host_keys=None))
+
+    assert outcome.verdict is Verdict.FAIL
+
+
 def test_no_region_references_pass() -> None:
     assert check_region_agnostic(factsets.debian()).verdict is Verdict.PASS
 
