@@ -265,7 +265,27 @@ def check_updates(facts: Facts) -> Outcome:
             evidence,
             findings=tuple(pending),
         )
+    # Debian and Ubuntu publish security fixes in a suite of their own: without
+    # it, apt cannot list them, and an empty list would prove nothing.
+    if manager == "apt" and not _apt_security_suites(section.output):
+        return undecided(
+            "apt consults no security suite (such as bookworm-security or "
+            "jammy-security), so pending security updates cannot be seen; add "
+            "the distribution's security repository to the image's apt sources",
+            evidence,
+        )
     return passed(f"{manager} lists no pending security update", evidence)
+
+
+def _apt_security_suites(output: str) -> list[str]:
+    """The ``repo:`` lines of apt's sources that serve security updates."""
+    repos = [line for line in output.splitlines() if line.startswith("repo: ")]
+    # Debian 10 and older named the suite "buster/updates" on security.debian.org.
+    return [
+        line
+        for line in repos
+        if "security" in line.split(" ", 2)[-1] or "/updates/" in line
+    ]
 
 
 # ---------------------------------------------------------------- MALWARE

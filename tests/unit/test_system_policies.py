@@ -109,6 +109,26 @@ def test_only_non_security_updates_pass() -> None:
     assert check_updates(updates(APT + INST_PLAIN)).verdict is Verdict.PASS
 
 
+def test_apt_without_a_security_suite_cannot_tell_and_is_an_error() -> None:
+    ordinary_only = APT.replace(
+        "repo: http://deb.debian.org/debian-security bookworm-security/main\n", ""
+    )
+
+    outcome = check_updates(updates(ordinary_only + INST_PLAIN))
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "no security suite" in outcome.reason
+
+
+def test_an_old_debian_security_suite_spelled_updates_counts() -> None:
+    old = APT.replace(
+        "http://deb.debian.org/debian-security bookworm-security/main",
+        "http://security.debian.org buster/updates/main",
+    )
+
+    assert check_updates(updates(old)).verdict is Verdict.PASS
+
+
 def test_dnf_security_advisories_fail() -> None:
     text = "manager: dnf\ncommand: dnf -q updateinfo list security\nALAS2023-2024-501 Important/Sec. openssl-libs-1:3.0.8-1.amzn2023.0.12.x86_64\n"
 
