@@ -57,6 +57,27 @@ def test_centos_stream_is_told_apart_from_centos_linux() -> None:
     assert outcome.verdict is Verdict.PASS and "CentOS Stream 9" in outcome.reason
 
 
+@pytest.mark.parametrize(
+    ("os_release", "named", "verdict"),
+    [
+        ('ID="ol"\nVERSION_ID="8.10"\n', "Oracle Linux 8", Verdict.PASS),
+        ('ID="ol"\nVERSION_ID="7.9"\n', "Oracle Linux 7", Verdict.FAIL),
+        ('ID="rhel"\nVERSION_ID="10.0"\n', "Red Hat Enterprise Linux 10", Verdict.PASS),
+        ('ID=ubuntu\nVERSION_ID="26.04"\n', "Ubuntu 26.04", Verdict.PASS),
+        ('ID=amzn\nVERSION_ID="2"\n', "Amazon Linux 2", Verdict.FAIL),
+    ],
+)
+def test_releases_are_judged_on_the_check_date(
+    os_release: str, named: str, verdict: Verdict
+) -> None:
+    facts = factsets.debian(os_release=section("os-release", os_release))
+    facts.check_date = datetime.date(2026, 12, 3)
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is verdict and named in outcome.reason
+
+
 def test_lsb_release_identifies_ubuntu_when_nothing_else_does() -> None:
     lsb = section("lsb-release", "DISTRIB_ID=Ubuntu\nDISTRIB_RELEASE=18.04\n")
     facts = factsets.debian(**GONE, lsb_release=lsb)
