@@ -382,7 +382,9 @@ scan_secrets() {
     for _h in $(awk -F: '{ print $6 }' /etc/passwd | sort -u) /root; do
         [ -d "$_h" ] || continue
         for _f in "$_h"/.*history "$_h"/.*_history "$_h"/.local/share/*/history; do
-            [ -f "$_f" ] || continue
+            # A link may lead out of the tree or to a file that never ends
+            # (/proc/kmsg); a file it leads to inside the tree is scanned above.
+            [ -f "$_f" ] && [ ! -L "$_f" ] || continue
             report_matches history-secret "$_f" '(pass(word|wd)?|token|secret|api[_-]?key)[[:space:]]*[=:][[:space:]]*[^[:space:]]{4,}|(-p|--password[= ])[^[:space:]-][^[:space:]]{3,}|https?://[^/[:space:]:@]+:[^/[:space:]@]+@' 0
         done
         [ -f "$_h/.git-credentials" ] && report_matches git-credentials "$_h/.git-credentials" '.*://[^:]+:[^@]+@.*' 0
