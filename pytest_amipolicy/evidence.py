@@ -37,7 +37,7 @@ import json
 import logging
 import re
 import weakref
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+LogRecordFactory = Callable[..., logging.LogRecord]
+
 # Bump when a field changes meaning or is removed; adding fields keeps it.
 # 2: "check_date", "environment" and "targets" were added.
 SCHEMA_VERSION = 2
@@ -67,9 +69,11 @@ REDACTED = "[redacted]"
 
 # Always removed, whatever the ini says: a private key (the launch key
 # included) and anything shaped like an AWS access key id must never be kept.
+# The key id is bounded by characters that cannot continue it rather than by
+# word boundaries: in a repr'd command output it follows an escaped tab ("\t").
 BUILTIN_REDACTIONS = (
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
-    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
+    r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])",
 )
 
 # Keys of a target description, in the order a reader wants them, with the
@@ -138,6 +142,22 @@ class EvidenceFilter:
 
     def __init__(self, settings: Settings) -> None:
         self.patterns = compile_patterns(settings.redact)
+        self._factory: LogRecordFactory | None = None
+        self._previous_factory: LogRecordFactory | None = None
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        # Live logging (log_cli) and --log-file write records straight to their
+        # handlers, never through a report: clean each record as it is made.
+        self._previous_factory = logging.getLogRecordFactory()
+        self._factory = redacting_factory(self._previous_factory, self.patterns)
+        logging.setLogRecordFactory(self._factory)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # Another plugin may have wrapped ours since; leave its factory alone.
+        previous, self._previous_factory = self._previous_factory, None
+        if previous is not None and logging.getLogRecordFactory() is self._factory:
+            logging.setLogRecordFactory(previous)
+        self._factory = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(
@@ -175,6 +195,34 @@ class EvidenceFilter:
         clean = redact(text, self.patterns)
         if clean != text:
             report.longrepr = clean
+
+
+def redacting_factory(
+    make: LogRecordFactory, patterns: list[re.Pattern[str]]
+) -> LogRecordFactory:
+    """Wrap a log record factory so that its records carry redacted text only."""
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            # A malformed call; logging reports it when a handler formats it.
+            return record
+        clean = redact(message, patterns)
+        if clean != message:
+            record.msg, record.args = clean, None
+
+        # A formatter caches the traceback text here and reuses it.
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            clean = redact(text, patterns)
+            if clean != text:
+                record.exc_text = clean
+        return record
+
+    return factory
 
 
 def junit_properties(properties: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -242,6 +290,12 @@ def describe_target(run: TargetRun) -> dict[str, str]:
         (name for facts in known if (name := os_release(facts))), None
     )
 
+    # A host or a local image has no EC2 record: the booted kernel says.
+    if not found["architecture"]:
+        found["architecture"] = next(
+            (machine for facts in known if (machine := kernel_machine(facts))), None
+        )
+
     return {
         key: str(found[key])
         for key in TARGET_LABELS
@@ -272,6 +326,17 @@ def os_release(facts: Facts) -> str | None:
         version = str(system.get("version") or "").strip()
         return " ".join(part for part in (caption, version) if part) or None
     return None
+
+
+def kernel_machine(facts: Facts) -> str | None:
+    """The machine hardware name ``uname -m`` gave, if the facts hold it."""
+    section = facts.sections.get("uname")
+    if section is None or not section.ok:
+        return None
+
+    # The section runs "uname -srm": kernel name, release, then the machine.
+    words = section.output.split()
+    return words[2] if len(words) == 3 else None
 
 
 @functools.cache

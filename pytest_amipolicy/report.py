@@ -4,7 +4,8 @@ Registered on the controller only, when ``--html`` is given and a target is
 named. It adds Policy, Verdict and Summary columns to the results table, puts
 each policy's reason, findings, evidence and fix in the row's details, fills
 the Environment table with the checked image and the checking tools, and puts
-above the table the verdict counts and the attestations to sign by hand.
+above the table the verdict counts, the attestations to sign by hand and the
+fact-gathering script whose commands the evidence names.
 
 pytest-html keeps a reference to pytest-metadata's dictionary from session
 start and serialises it only when it writes the report, so entries added to
@@ -13,10 +14,12 @@ that same dictionary later (what the workers learn about the targets) appear.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import importlib.resources
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 VERDICTS = ("pass", "fail", "error", "skip", "manual")
+
+# The script each platform's facts are gathered with, in pytest_amipolicy/facts.
+GATHER_SCRIPTS = {"linux": "linux.sh", "windows": "windows.ps1"}
 
 # Result table columns added after pytest-html's Result column.
 COLUMNS = (
@@ -131,6 +137,13 @@ class HtmlEvidence:
         prefix.append(attestations_html())
         if self.log.closed:
             prefix.append(cleanup_html(self.log.closed))
+        prefix.append(
+            scripts_html(
+                details["platform"]
+                for details in self.log.targets.values()
+                if "platform" in details
+            )
+        )
 
     def _fill_environment(self, finished: str | None = None) -> None:
         if self.metadata is None:
@@ -196,12 +209,6 @@ def html_detail(record: dict[str, Any]) -> str:
             "confirm it by hand before you submit the image.</p>"
         )
 
-    commands = record.get("remote_commands")
-    if commands:
-        parts.append(
-            f'<p class="amipolicy-meta">{int(commands)} remote command'
-            f"{'s' if int(commands) != 1 else ''} run on the target so far.</p>"
-        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -210,10 +217,16 @@ def verdict_tables(records: list[dict[str, Any]]) -> str:
     """Counts per family and verdict, and one line per target with its standing."""
     families: dict[str, Counter[str]] = defaultdict(Counter)
     targets: dict[str, Counter[str]] = defaultdict(Counter)
+    commands: Counter[str] = Counter()
     for record in records:
         verdict = str(record.get("verdict", ""))
+        target = str(record.get("target", ""))
         families[str(record.get("family", ""))][verdict] += 1
-        targets[str(record.get("target", ""))][verdict] += 1
+        targets[target][verdict] += 1
+
+        # Each record holds the count when its verdict was reached; the
+        # largest is what the whole check of the target took.
+        commands[target] = max(commands[target], int(record.get("remote_commands", 0)))
 
     esc = html.escape
     head = "".join(f'<th class="amipolicy-{v}">{v}</th>' for v in VERDICTS)
@@ -223,11 +236,13 @@ def verdict_tables(records: list[dict[str, Any]]) -> str:
         cells = "".join(_count_cell(counts[v], v) for v in VERDICTS)
         rows.append(
             f"<tr><th><code>{esc(label)}</code></th>{cells}"
-            f"<td>{esc(standing(counts))}</td></tr>"
+            f'<td class="amipolicy-standing">{esc(standing(counts))}</td>'
+            f'<td class="amipolicy-number">{commands[label]}</td></tr>'
         )
     by_target = (
         '<table class="amipolicy-counts"><caption>Targets</caption>'
-        f"<tr><th>target</th>{head}<th>standing</th></tr>{''.join(rows)}</table>"
+        f"<tr><th>target</th>{head}<th>standing</th><th>remote commands</th></tr>"
+        f"{''.join(rows)}</table>"
     )
 
     rows = []
@@ -282,6 +297,42 @@ def attestations_html() -> str:
 def cleanup_html(lines: list[str]) -> str:
     items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
     return f'<div class="amipolicy-cleanup"><h3>Cleanup</h3><ul>{items}</ul></div>'
+
+
+def scripts_html(platforms: Iterable[str]) -> str:
+    """The fact-gathering script of each platform checked, shown in full.
+
+    Evidence names the commands it ran by the script's section commands
+    (``scan_secrets``, ``sshd_t root``); the script is what they mean.
+    """
+    esc = html.escape
+    blocks = []
+    for platform in sorted(set(platforms)):
+        name = GATHER_SCRIPTS.get(platform)
+        if name is None:
+            continue
+
+        content = (
+            importlib.resources.files("pytest_amipolicy.facts") / name
+        ).read_bytes()
+        text = content.decode("utf-8")
+        blocks.append(
+            f'<details class="amipolicy-script"><summary>{esc(platform)}: '
+            f"<code>pytest_amipolicy/facts/{esc(name)}</code>, "
+            f"{len(text.splitlines())} lines, sha256 "
+            f"<code>{hashlib.sha256(content).hexdigest()}</code></summary>"
+            f"<pre>{esc(text)}</pre></details>"
+        )
+    if not blocks:
+        return ""
+
+    return (
+        '<div class="amipolicy-scripts"><h3>How the facts were gathered</h3>'
+        "<p>Each machine ran the script of its platform once, as root where "
+        "sudo allowed. A command after <code>$</code> in the evidence is one of "
+        "its sections: a shell command, or a function defined in the script.</p>"
+        f"{''.join(blocks)}</div>"
+    )
 
 
 def _count_cell(count: int, verdict: str) -> str:

@@ -7,6 +7,7 @@ headless Chromium, since pytest-html 4 builds its rows with JavaScript.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -23,6 +24,7 @@ GOOD = "ssh://admin@192.0.2.10"
 BAD = "ssh://admin@192.0.2.20"
 PLANTED_SECRET = "PLANTED-SECRET-7f3a9c"
 ACCOUNT_ID = "123456789012"
+ACCESS_KEY_ID = "AKIAZ3MPLESCENAR1O7Q"
 
 INI = """\
 [pytest]
@@ -92,6 +94,33 @@ def chromium(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def rendered(page: Path) -> str:
     """The report's DOM after its JavaScript ran, every row expanded."""
     return chromium(page, "--dump-dom").stdout
+
+
+# Appended to a copy of the report: writes the size of each summary table
+# (by caption) into the page, where --dump-dom can read it.
+MEASURE = """
+<script>
+const sizes = {};
+for (const table of document.querySelectorAll(".amipolicy-counts")) {
+  const box = table.getBoundingClientRect();
+  sizes[table.caption.textContent] = [box.width, box.height];
+}
+const out = document.createElement("pre");
+out.id = "amipolicy-layout";
+out.textContent = JSON.stringify(sizes);
+document.body.appendChild(out);
+</script>
+"""
+
+
+def summary_table_sizes(page: Path) -> dict[str, list[float]]:
+    """Width and height of each summary table as Chromium lays the page out."""
+    measured = page.with_name("measured.html")
+    measured.write_text(page.read_text(encoding="utf-8") + MEASURE, encoding="utf-8")
+
+    dom = chromium(measured, "--window-size=1400,900", "--dump-dom").stdout
+    sizes: dict[str, list[float]] = json.loads(texts_by(dom)["amipolicy-layout"])
+    return sizes
 
 
 class _Collector(HTMLParser):

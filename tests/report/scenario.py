@@ -11,6 +11,7 @@ Never import it into the project's own session: it replaces the catalogue.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pytest_amipolicy import catalogue, runtime
@@ -26,6 +27,8 @@ BAD = "192.0.2.20"
 # removes the first two, the plugin always removes the key.
 PLANTED_SECRET = "PLANTED-SECRET-7f3a9c"
 ACCOUNT_ID = "123456789012"
+# Shaped like an AWS access key id, which the plugin always removes.
+ACCESS_KEY_ID = "AKIAZ3MPLESCENAR1O7Q"
 PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
     "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
@@ -125,6 +128,12 @@ def ssh_root(facts: Facts) -> Outcome:
 )
 def aws_keys(facts: Facts) -> Outcome:
     if _address(facts) == BAD:
+        # What testinfra logs at debug level: the repr of a command's output,
+        # where a tab before the key id reads "\\tAKIA...".
+        logging.getLogger("testinfra").debug(
+            "RUN %r", f"aws-access-key-id\t{ACCESS_KEY_ID}\t{PLANTED_SECRET}"
+        )
+
         # A careless check that leaks what it found; the report must not.
         return failed(
             "an AWS access key is stored on disk",

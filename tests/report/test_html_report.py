@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.resources
 import re
 
 import pytest
 
 from tests.report.conftest import (
+    ACCESS_KEY_ID,
     ACCOUNT_ID,
     BAD,
     GOOD,
@@ -14,6 +17,7 @@ from tests.report.conftest import (
     needs_chromium,
     rendered,
     run_report,
+    summary_table_sizes,
     texts_by,
 )
 
@@ -122,8 +126,11 @@ def test_the_summary_counts_verdicts_and_lists_the_attestations_to_sign(
     texts = texts_by(rendered(scenario_dir.path / "report.html"), key="class")
 
     counts = texts["amipolicy-summary"]
-    assert f"{GOOD} 4 0 0 2 2 compliant on every checked policy" in counts
-    assert f"{BAD} 1 2 1 2 2 not compliant: 2 policy failure(s)" in counts
+    assert (
+        f"{GOOD} 4 0 0 2 2 compliant on every checked policy; "
+        "2 attestation(s) to sign 2" in counts
+    )
+    assert f"{BAD} 1 2 1 2 2 not compliant: 2 policy failure(s) 2" in counts
     assert "secrets 1 1 0 0 0" in counts
     attestations = texts["amipolicy-attest"]
     assert "\u2610 MANUAL-CONSENT: No customer registration" in attestations
@@ -148,6 +155,7 @@ def test_a_secret_matched_by_amipolicy_redact_appears_nowhere(
     for name, text in outputs.items():
         assert PLANTED_SECRET not in text, name
         assert ACCOUNT_ID not in text, name
+        assert ACCESS_KEY_ID not in text, name
     assert "aws_secret_access_key = [redacted]" in outputs["rendered"]
 
 
@@ -161,7 +169,9 @@ def test_a_private_key_in_evidence_never_reaches_the_report(
 
     for name in ("report.html", "evidence.json"):
         text = (scenario_dir.path / name).read_text()
-        assert "PRIVATE KEY" not in text
+        # The fact-gathering script shown in the report names "PRIVATE KEY"
+        # in its search patterns; the key block itself must be gone.
+        assert "BEGIN OPENSSH PRIVATE KEY" not in text
         assert "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAE" not in text
     assert PLANTED_SECRET in (scenario_dir.path / "evidence.json").read_text()
 
@@ -174,3 +184,43 @@ def test_evidence_text_is_escaped_not_rendered_as_html(
     rows = texts_by(rendered(scenario_dir.path / "report.html"))
 
     assert "# written by <provisioner> & co" in _row(rows, BAD, "AWS-KEYS")
+
+
+def test_the_fact_gathering_script_is_in_the_report_with_its_digest(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    script = (
+        importlib.resources.files("pytest_amipolicy.facts") / "linux.sh"
+    ).read_bytes()
+
+    run_report(scenario_dir)
+
+    scripts = texts_by(rendered(scenario_dir.path / "report.html"), key="class")[
+        "amipolicy-scripts"
+    ]
+    assert "A command after $ in the evidence is one of its sections" in scripts
+    assert f"sha256 {hashlib.sha256(script).hexdigest()}" in scripts
+    assert "scan_secrets() {" in scripts
+    assert "windows.ps1" not in scripts
+
+
+def test_the_remote_command_count_is_per_target_not_repeated_in_each_row(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    rows = texts_by(rendered(scenario_dir.path / "report.html"))
+
+    assert "remote command" not in _row(rows, BAD, "SSH-PASSWORD")
+    assert "remote command" not in _row(rows, GOOD, "SSH-ROOT")
+
+
+def test_the_targets_table_is_not_stretched_to_the_height_of_the_families(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    sizes = summary_table_sizes(scenario_dir.path / "report.html")
+
+    # Two targets against six families: side by side, each keeps its height.
+    assert sizes["Targets"][1] < 0.7 * sizes["Policies by family"][1]
