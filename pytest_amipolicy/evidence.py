@@ -19,12 +19,16 @@ The JSON document (``--ami-evidence=PATH``) is described in
       "started": str, "finished": str,    # ISO 8601, UTC
       "environment": {str: str},          # versions of the checking tools
       "targets": {label: {str: str}},     # what is known of each target
+      "scripts": [                        # the fact scripts that ran
+        {"platform": str, "name": str, "sha256": str, "lines": int}
+      ],
       "results": [                        # one per (target, policy)
         {"policy": str, "family": str, "summary": str, "remediation": str,
          "target": str, "verdict": "pass|fail|error|skip|manual",
          "reason": str, "evidence": [str], "findings": [str],
          "remote_commands": int}
-      ]
+      ],
+      "cleanup": [str]                    # what was stopped or deleted
     }
 """
 
@@ -32,12 +36,15 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import importlib.metadata
+import importlib.resources
 import json
 import logging
 import re
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +53,7 @@ import pytest
 from pytest_amipolicy import __version__
 from pytest_amipolicy.catalogue import POLICY_PAGE
 from pytest_amipolicy.items import PROPERTY
+from pytest_amipolicy.verdicts import BUILTIN_REDACTIONS, REDACTED
 
 if TYPE_CHECKING:
     from pytest_amipolicy.facts import Facts
@@ -57,7 +65,8 @@ logger = logging.getLogger(__name__)
 LogRecordFactory = Callable[..., logging.LogRecord]
 
 # Bump when a field changes meaning or is removed; adding fields keeps it.
-# 2: "check_date", "environment" and "targets" were added.
+# 2: "check_date", "environment" and "targets" were added ("scripts" and
+#    "cleanup" came later, without a bump).
 SCHEMA_VERSION = 2
 
 # The user property that carries what is known about a target (image, instance,
@@ -65,16 +74,11 @@ SCHEMA_VERSION = 2
 TARGET_PROPERTY = PROPERTY + "_target_details"
 CLOSED_PROPERTY = PROPERTY + "_closed"
 
-REDACTED = "[redacted]"
+# The script each platform's facts are gathered with, in pytest_amipolicy/facts.
+GATHER_SCRIPTS = {"linux": "linux.sh", "windows": "windows.ps1"}
 
-# Always removed, whatever the ini says: a private key (the launch key
-# included) and anything shaped like an AWS access key id must never be kept.
-# The key id is bounded by characters that cannot continue it rather than by
-# word boundaries: in a repr'd command output it follows an escaped tab ("\t").
-BUILTIN_REDACTIONS = (
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
-    r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])",
-)
+# Libraries that reached the machines, by the platform that needs them.
+PLATFORM_TOOLS = {"windows": ("pywinrm",)}
 
 # Keys of a target description, in the order a reader wants them, with the
 # label the HTML report shows.
@@ -104,6 +108,12 @@ IMAGE_FIELDS = {
 }
 
 
+@functools.cache
+def compiled_patterns(redact: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
+    """:func:`compile_patterns`, once per process for each list of patterns."""
+    return tuple(compile_patterns(redact))
+
+
 def compile_patterns(redact: tuple[str, ...]) -> list[re.Pattern[str]]:
     """Compile the built-in and the ``amipolicy_redact`` patterns."""
     patterns = [re.compile(pattern) for pattern in BUILTIN_REDACTIONS]
@@ -119,8 +129,17 @@ def compile_patterns(redact: tuple[str, ...]) -> list[re.Pattern[str]]:
     return patterns
 
 
-def redact(value: Any, patterns: list[re.Pattern[str]]) -> Any:
-    """Replace every match of the configured patterns in strings of ``value``."""
+def redact(
+    value: Any,
+    patterns: list[re.Pattern[str]] | tuple[re.Pattern[str], ...],
+    keys: bool = False,
+) -> Any:
+    """Replace every match of the configured patterns in strings of ``value``.
+
+    With ``keys``, the keys of dictionaries are redacted too: where a key is
+    data (a target label, an environment variable's name) rather than a field
+    name the reader relies on.
+    """
     if not patterns:
         return value
     if isinstance(value, str):
@@ -128,9 +147,12 @@ def redact(value: Any, patterns: list[re.Pattern[str]]) -> Any:
             value = pattern.sub(REDACTED, value)
         return value
     if isinstance(value, dict):
-        return {key: redact(item, patterns) for key, item in value.items()}
+        return {
+            (redact(key, patterns) if keys else key): redact(item, patterns, keys)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return type(value)(redact(item, patterns) for item in value)
+        return type(value)(redact(item, patterns, keys) for item in value)
     return value
 
 
@@ -340,19 +362,26 @@ def kernel_machine(facts: Facts) -> str | None:
 
 
 @functools.cache
-def _tool_versions() -> tuple[tuple[str, str], ...]:
+def _tool_versions(extra: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     # Looking a distribution up scans sys.path: once per process is enough.
-    return tuple(tool_versions_uncached().items())
+    return tuple(tool_versions_uncached(extra).items())
 
 
-def tool_versions() -> dict[str, str]:
-    """Versions of the plugin and of the libraries that did the checking."""
-    return dict(_tool_versions())
+def tool_versions(platforms: Iterable[str] = ()) -> dict[str, str]:
+    """Versions of the plugin and of the libraries that did the checking.
+
+    ``platforms`` are those of the checked targets: the library that reached
+    a Windows machine (pywinrm) is named only when one was checked.
+    """
+    extra = sorted(
+        {tool for platform in platforms for tool in PLATFORM_TOOLS.get(platform, ())}
+    )
+    return dict(_tool_versions(tuple(extra)))
 
 
-def tool_versions_uncached() -> dict[str, str]:
+def tool_versions_uncached(extra: tuple[str, ...] = ()) -> dict[str, str]:
     versions = {"pytest-amipolicy": __version__}
-    for distribution in ("pytest", "pytest-testinfra", "boto3"):
+    for distribution in ("pytest", "pytest-testinfra", "boto3", *extra):
         try:
             versions[distribution] = importlib.metadata.version(distribution)
         except importlib.metadata.PackageNotFoundError:
@@ -384,6 +413,51 @@ class TargetLog:
                 self.closed.extend(value)
         return record
 
+    def platforms(self) -> list[str]:
+        """The platforms of the targets that were reached, each once."""
+        return sorted(
+            {
+                details["platform"]
+                for details in self.targets.values()
+                if details.get("platform")
+            }
+        )
+
+
+@dataclass(frozen=True)
+class FactScript:
+    """The script a platform's facts were gathered with, and its digest."""
+
+    platform: str
+    path: str
+    sha256: str
+    lines: int
+    text: str
+
+
+def fact_scripts(platforms: Iterable[str]) -> list[FactScript]:
+    """The fact-gathering script of each platform in ``platforms``, in order."""
+    scripts = []
+    for platform in sorted(set(platforms)):
+        name = GATHER_SCRIPTS.get(platform)
+        if name is None:
+            continue
+
+        content = (
+            importlib.resources.files("pytest_amipolicy.facts") / name
+        ).read_bytes()
+        text = content.decode("utf-8")
+        scripts.append(
+            FactScript(
+                platform=platform,
+                path=f"pytest_amipolicy/facts/{name}",
+                sha256=hashlib.sha256(content).hexdigest(),
+                lines=len(text.splitlines()),
+                text=text,
+            )
+        )
+    return scripts
+
 
 class EvidenceWriter:
     """Gathers every policy record and writes them as JSON at the end of the run."""
@@ -394,28 +468,67 @@ class EvidenceWriter:
         self.patterns = compile_patterns(settings.redact)
         self.log = TargetLog()
         self.started = _now()
+        self.failure: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # Reports were redacted where they were made (EvidenceFilter).
         self.log.take(report)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        document = {
+    def document(self) -> dict[str, Any]:
+        """The evidence document of what has been reported so far."""
+        platforms = self.log.platforms()
+        return {
             "schema": SCHEMA_VERSION,
             "tool": {"name": "pytest-amipolicy", "version": __version__},
             "policy_page": POLICY_PAGE,
             "check_date": self.settings.check_date.isoformat(),
             "started": self.started,
             "finished": _now(),
-            "environment": redact(tool_versions(), self.patterns),
-            "targets": self.log.targets,
+            "environment": redact(tool_versions(platforms), self.patterns),
+            # Labels arrive redacted with the records; keys=True keeps that
+            # true for whatever else may become a key.
+            "targets": redact(self.log.targets, self.patterns, keys=True),
+            "scripts": [
+                {
+                    "platform": script.platform,
+                    "name": script.path,
+                    "sha256": script.sha256,
+                    "lines": script.lines,
+                }
+                for script in fact_scripts(platforms)
+            ],
             "results": self.log.records,
+            "cleanup": self.log.closed,
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+
+    # Last, after the plugin's own finish has closed what is still open and
+    # after anything else that must happen whether or not this file is written.
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        text = json.dumps(self.document(), indent=2) + "\n"
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            # One line in the summary, not a traceback: a raise here would also
+            # stop the hooks still to run (the HTML report among them).
+            logger.debug("writing %s failed", self.path, exc_info=True)
+            self.failure = error.strerror or str(error)
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        terminalreporter.write_sep("-", f"amipolicy evidence: {self.path}")
+        if self.failure is None:
+            terminalreporter.write_sep("-", f"amipolicy evidence: {self.path}")
+            return
+
+        terminalreporter.write_sep(
+            "-",
+            f"amipolicy evidence NOT written to {self.path}: {self.failure}; "
+            "give --ami-evidence a path in a writable directory",
+            red=True,
+        )
 
 
 def read_records(report: Any) -> dict[str, Any] | None:

@@ -8,7 +8,31 @@ why a verdict was reached without rerunning anything.
 from __future__ import annotations
 
 import enum
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+# Removed from every evidence output before it is trimmed, whatever the ini
+# says: a private key (the launch key included) and anything shaped like an AWS
+# access key id must never be kept. A key block whose END line is missing (the
+# output was cut by the command that printed it) runs to the end of the text.
+# The key id is bounded by characters that cannot continue it rather than by
+# word boundaries: in a repr'd command output it follows an escaped tab ("\t").
+BUILTIN_REDACTIONS = (
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
+    r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[\s\S]*\Z)",
+    r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])",
+)
+REDACTED = "[redacted]"
+
+_ALWAYS = tuple(re.compile(pattern) for pattern in BUILTIN_REDACTIONS)
+
+
+def scrub(text: str) -> str:
+    """Remove what no evidence may ever hold (see BUILTIN_REDACTIONS)."""
+    for pattern in _ALWAYS:
+        text = pattern.sub(REDACTED, text)
+    return text
 
 
 class Verdict(str, enum.Enum):
@@ -33,21 +57,41 @@ class Evidence:
     output: str = ""
     source: str = ""
 
-    def render(self, width: int = 4000) -> str:
-        """Return the evidence as plain text, trimming long outputs."""
+    def render(
+        self, width: int = 4000, clean: Callable[[str], str] | None = None
+    ) -> str:
+        """Return the evidence as plain text, trimming long outputs.
+
+        The output is redacted (always-on patterns, then ``clean``) before it
+        is trimmed: a cut through a secret would leave a piece that no
+        pattern recognises any more.
+        """
         lines = [self.label]
         if self.source:
             lines.append(f"  at {self.source}")
         if self.command:
             lines.append(f"  $ {self.command}")
         if self.output:
-            output = self.output
-            if len(output) > width:
-                output = (
-                    output[:width] + f"\n... ({len(self.output) - width} more chars)"
-                )
-            lines.extend("  " + line for line in output.splitlines())
+            output = scrub(self.output)
+            if clean is not None:
+                output = clean(output)
+            lines.extend("  " + line for line in trimmed(output, width).splitlines())
         return "\n".join(lines)
+
+
+def trimmed(text: str, width: int) -> str:
+    """``text`` cut to about ``width`` characters, at a line end where one is near.
+
+    A cut at a line end keeps every shown line whole, so a value that a
+    redaction pattern would match later is never split in two.
+    """
+    if len(text) <= width:
+        return text
+
+    cut = text.rfind("\n", 0, width + 1)
+    if cut < width // 2:
+        cut = width
+    return text[:cut].rstrip("\n") + f"\n... ({len(text) - cut} more chars)"
 
 
 @dataclass(frozen=True)
