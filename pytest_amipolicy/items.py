@@ -7,7 +7,9 @@ reported as an error, ``skip`` and ``manual`` are skips whose reason says which.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -91,7 +93,9 @@ class PolicyItem(pytest.Item):
     ) -> str:
         error = excinfo.value
         if isinstance(error, (PolicyFailed, PolicyUndecided)):
-            return render_outcome(self.policy, self.target_label, error.outcome)
+            return render_outcome(
+                self.policy, self.target_label, error.outcome, self._clean()
+            )
         if isinstance(error, AmiPolicyError):
             return f"{self.policy.id}: {error}"
         return str(super().repr_failure(excinfo))
@@ -99,7 +103,15 @@ class PolicyItem(pytest.Item):
     def reportinfo(self) -> tuple[str, int | None, str]:
         return "amipolicy", None, self.name
 
+    def _clean(self) -> Callable[[str], str]:
+        """Redaction by the run's patterns, for evidence about to be trimmed."""
+        from pytest_amipolicy.evidence import compiled_patterns, redact
+
+        patterns = compiled_patterns(self.run_state.settings.redact)
+        return functools.partial(redact, patterns=patterns)
+
     def _record(self, outcome: Outcome) -> None:
+        clean = self._clean()
         self.user_properties.append(
             (
                 PROPERTY,
@@ -111,7 +123,7 @@ class PolicyItem(pytest.Item):
                     "target": self.target_label,
                     "verdict": outcome.verdict.value,
                     "reason": outcome.reason,
-                    "evidence": [e.render() for e in outcome.evidence],
+                    "evidence": [e.render(clean=clean) for e in outcome.evidence],
                     "findings": list(outcome.findings),
                     "remote_commands": self.run_state.remote_commands(
                         self.target_label
@@ -129,8 +141,17 @@ class PolicyItem(pytest.Item):
             self.user_properties.append(described)
 
 
-def render_outcome(policy: Policy, target: str, outcome: Outcome) -> str:
-    """Text shown for a failed or undecided policy: verdict, why, evidence, fix."""
+def render_outcome(
+    policy: Policy,
+    target: str,
+    outcome: Outcome,
+    clean: Callable[[str], str] | None = None,
+) -> str:
+    """Text shown for a failed or undecided policy: verdict, why, evidence, fix.
+
+    ``clean`` redacts each evidence output before it is trimmed; the whole
+    text is redacted again where the report is made.
+    """
     lines = [f"{policy.id} {outcome.verdict.value} on {target}: {outcome.reason}"]
 
     for finding in outcome.findings:
@@ -139,7 +160,7 @@ def render_outcome(policy: Policy, target: str, outcome: Outcome) -> str:
     if outcome.evidence:
         lines.append("")
         lines.append("Evidence:")
-        lines.extend(evidence.render() for evidence in outcome.evidence)
+        lines.extend(evidence.render(clean=clean) for evidence in outcome.evidence)
 
     if outcome.verdict is Verdict.FAIL:
         lines.append("")

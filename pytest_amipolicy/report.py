@@ -14,7 +14,6 @@ that same dictionary later (what the workers learn about the targets) appear.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import importlib.resources
 import logging
@@ -30,6 +29,7 @@ from pytest_amipolicy.evidence import (
     TargetLog,
     _now,
     compile_patterns,
+    fact_scripts,
     read_records,
     redact,
     tool_versions,
@@ -42,8 +42,7 @@ logger = logging.getLogger(__name__)
 
 VERDICTS = ("pass", "fail", "error", "skip", "manual")
 
-# The script each platform's facts are gathered with, in pytest_amipolicy/facts.
-GATHER_SCRIPTS = {"linux": "linux.sh", "windows": "windows.ps1"}
+_UNSET = object()
 
 # Result table columns added after pytest-html's Result column.
 COLUMNS = (
@@ -62,6 +61,11 @@ class HtmlEvidence:
         self.log = TargetLog()
         self.started = _now()
         self.metadata: dict[str, Any] | None = None
+        # What others (pytest-metadata, --metadata, CI variables) put in the
+        # environment, as they gave it: redacted afresh on every rewrite, so
+        # that nothing is redacted twice.
+        self._foreign: dict[str, Any] = {}
+        self._written: dict[str, Any] = {}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -137,13 +141,7 @@ class HtmlEvidence:
         prefix.append(attestations_html())
         if self.log.closed:
             prefix.append(cleanup_html(self.log.closed))
-        prefix.append(
-            scripts_html(
-                details["platform"]
-                for details in self.log.targets.values()
-                if "platform" in details
-            )
-        )
+        prefix.append(scripts_html(self.log.platforms()))
 
     def _fill_environment(self, finished: str | None = None) -> None:
         if self.metadata is None:
@@ -156,20 +154,29 @@ class HtmlEvidence:
         if finished:
             entries["Finished"] = finished
         entries["Policy page"] = POLICY_PAGE
-        entries["Checked with"] = tool_versions()
+        entries["Checked with"] = tool_versions(self.log.platforms())
         for label, details in self.log.targets.items():
             entries[f"Target {label}"] = {
                 TARGET_LABELS.get(key, key): value for key, value in details.items()
             }
+        ours = _escaped(redact(entries, self.patterns, keys=True))
 
-        # Ours first, then what pytest-metadata collected; the same dict object,
-        # since that is the one pytest-html holds.
-        others = {
-            key: value for key, value in self.metadata.items() if key not in entries
-        }
+        # An entry that is not the very object written last time was put there
+        # by someone else since (an xdist worker's metadata arrives late).
+        for key, value in self.metadata.items():
+            if key not in ours and self._written.get(key, _UNSET) is not value:
+                self._foreign[key] = value
+
+        # Ours first, then the others' entries; the same dict object, since
+        # that is the one pytest-html holds. Their values stay as they gave
+        # them (pytest-html shows them as HTML) but redacted, keys included.
+        foreign = redact(self._foreign, self.patterns, keys=True)
         self.metadata.clear()
-        self.metadata.update(_escaped(redact(entries, self.patterns)))
-        self.metadata.update(others)
+        self.metadata.update(ours)
+        self.metadata.update(
+            {key: value for key, value in foreign.items() if key not in ours}
+        )
+        self._written = dict(self.metadata)
 
 
 def html_detail(record: dict[str, Any]) -> str:
@@ -306,23 +313,13 @@ def scripts_html(platforms: Iterable[str]) -> str:
     (``scan_secrets``, ``sshd_t root``); the script is what they mean.
     """
     esc = html.escape
-    blocks = []
-    for platform in sorted(set(platforms)):
-        name = GATHER_SCRIPTS.get(platform)
-        if name is None:
-            continue
-
-        content = (
-            importlib.resources.files("pytest_amipolicy.facts") / name
-        ).read_bytes()
-        text = content.decode("utf-8")
-        blocks.append(
-            f'<details class="amipolicy-script"><summary>{esc(platform)}: '
-            f"<code>pytest_amipolicy/facts/{esc(name)}</code>, "
-            f"{len(text.splitlines())} lines, sha256 "
-            f"<code>{hashlib.sha256(content).hexdigest()}</code></summary>"
-            f"<pre>{esc(text)}</pre></details>"
-        )
+    blocks = [
+        f'<details class="amipolicy-script"><summary>{esc(script.platform)}: '
+        f"<code>{esc(script.path)}</code>, {script.lines} lines, sha256 "
+        f"<code>{script.sha256}</code></summary>"
+        f"<pre>{esc(script.text)}</pre></details>"
+        for script in fact_scripts(platforms)
+    ]
     if not blocks:
         return ""
 

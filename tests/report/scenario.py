@@ -35,6 +35,15 @@ PRIVATE_KEY = (
     "-----END OPENSSH PRIVATE KEY-----"
 )
 
+# Longer than an evidence output is trimmed to (4000 characters): it must be
+# redacted whole before the cut, never cut first.
+LONG_KEY_LINE = "QkxPTkct" * 8
+LONG_PRIVATE_KEY = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    + "\n".join(f"{number:04d}{LONG_KEY_LINE[4:]}" for number in range(96))
+    + "\n-----END RSA PRIVATE KEY-----\n"
+)
+
 IMAGES = {
     GOOD: {
         "ImageId": "ami-0a1b2c3d4e5f60718",
@@ -143,6 +152,11 @@ def aws_keys(facts: Facts) -> Outcome:
                 output=f"/root/.aws/credentials\n# written by <provisioner> & co\n"
                 f"aws_secret_access_key = {PLANTED_SECRET}\n"
                 f"role_arn = arn:aws:iam::{ACCOUNT_ID}:role/build\n{PRIVATE_KEY}",
+            ),
+            Evidence(
+                label="a key file next to it",
+                command="sudo cat /root/.ssh/id_rsa",
+                output=LONG_PRIVATE_KEY,
             ),
             findings=(
                 "aws access key at /root/.aws/credentials:2, fingerprint "
