@@ -11,7 +11,10 @@ $PD = $env:ProgramData
 
 try {
   $o = Get-WmiObject Win32_OperatingSystem
-  $R.os = @{ caption = [string]$o.Caption; version = [string]$o.Version; build = [string]$o.BuildNumber }
+  # PROCESSOR_ARCHITEW6432 is set when this PowerShell is 32-bit on a 64-bit OS.
+  $pa = $env:PROCESSOR_ARCHITEW6432; if (-not $pa) { $pa = $env:PROCESSOR_ARCHITECTURE }
+  $R.os = @{ caption = [string]$o.Caption; version = [string]$o.Version; build = [string]$o.BuildNumber
+    architecture = [string]$o.OSArchitecture; processor_architecture = [string]$pa }
 } catch { $R.errors.os = "$_" }
 
 try {
@@ -37,7 +40,7 @@ foreach ($g in 'S-1-5-32-544', 'S-1-5-32-555') {
 
 try {
   $R.services = @{}
-  Get-Service -Name EC2Launch, AmazonSSMAgent, Ec2Config, TermService -ErrorAction SilentlyContinue |
+  Get-Service -Name 'EC2Launch', 'AmazonSSMAgent', 'Ec2Config', 'TermService' -ErrorAction SilentlyContinue |
     ForEach-Object { $R.services[$_.Name] = [string]$_.Status }
 } catch { $R.errors.services = "$_" }
 
@@ -80,8 +83,24 @@ if (Test-Path -LiteralPath $CX) {
   } catch { $R.errors.launch_ec2config = "$_" }
 }
 
+# Remote desktop: the local setting, the Group Policy one (which wins when it
+# is set), the service's start mode, and the firewall rules of its group (found
+# by the group's resource string, which is not translated).
 try {
   $R.rdp = @{ deny_connections = (Get-ItemProperty 'HKLM:\System\CurrentControlSet\Control\Terminal Server').fDenyTSConnections }
+  try {
+    $g = Get-ItemProperty 'HKLM:\SOFTWARE\Policies\Microsoft\Windows NT\Terminal Services' -ErrorAction Stop
+    $R.rdp.policy_deny_connections = $g.fDenyTSConnections
+  } catch [Management.Automation.ItemNotFoundException] { $R.rdp.policy_deny_connections = $null
+  } catch { $R.errors.rdp_policy = "$_" }
+  try {
+    $t = Get-WmiObject Win32_Service -Filter "Name='TermService'"
+    $R.rdp.service_start_mode = 'absent'; if ($t) { $R.rdp.service_start_mode = [string]$t.StartMode }
+  } catch { $R.errors.rdp_service = "$_" }
+  try {
+    $R.rdp.firewall = @(Get-NetFirewallRule -Group '@FirewallAPI.dll,-28752' -ErrorAction Stop | ForEach-Object {
+      @{ name = [string]$_.DisplayName; enabled = [string]$_.Enabled; direction = [string]$_.Direction; profile = [string]$_.Profile } })
+  } catch { $R.errors.rdp_firewall = "$_" }
 } catch { $R.errors.rdp = "$_" }
 
 try {
@@ -107,12 +126,26 @@ foreach ($f in "$env:windir\Panther\Unattend.xml", "$env:windir\Panther\Unattend
   } catch { $R.errors["unattend $f"] = "$_" }
 }
 
-# Only the entries are counted, by the "target=" part that Windows does not translate.
+# Saved credentials are files in each profile; cmdkey /list would show only those
+# of the user WinRM logged in as. Counted per folder (Vault: *.vcrd only, its
+# Policy.vpol exists in every profile); an unreadable folder is an error. Links
+# ("Default User", "All Users") are skipped: they lead to folders counted already.
+$R.saved_credentials = @{}
 try {
-  $k = @(cmdkey /list)
-  if ($LASTEXITCODE) { throw "cmdkey /list exited $LASTEXITCODE" }
-  $R.saved_credentials = @($k | Where-Object { $_ -match ':target=' }).Count
-} catch { $R.errors.saved_credentials = "$_" }
+  $ps = @(Get-ChildItem -LiteralPath "$env:SystemDrive\Users" -Force -ErrorAction Stop | Where-Object { $_.PSIsContainer -and -not ($_.Attributes -band [IO.FileAttributes]::ReparsePoint) } | ForEach-Object { $_.FullName })
+  $ps += "$env:windir\System32\config\systemprofile", "$env:windir\ServiceProfiles\LocalService", "$env:windir\ServiceProfiles\NetworkService"
+  foreach ($p in $ps) {
+    foreach ($sub in 'AppData\Local\Microsoft\Credentials', 'AppData\Roaming\Microsoft\Credentials', 'AppData\Local\Microsoft\Vault') {
+      $d = Join-Path $p $sub
+      try {
+        $f = @(Get-ChildItem -LiteralPath $d -Force -Recurse -ErrorAction Stop | Where-Object { -not $_.PSIsContainer })
+        if ($sub -like '*Vault') { $f = @($f | Where-Object { $_.Name -like '*.vcrd' }) }
+        if ($f.Count) { $R.saved_credentials[$d] = $f.Count }
+      } catch [Management.Automation.ItemNotFoundException] {
+      } catch { $R.errors["credentials $d"] = "$_" }
+    }
+  }
+} catch { $R.Remove('saved_credentials'); $R.errors.saved_credentials = "$_" }
 
 # Non-ASCII characters are escaped so that the console code page cannot garble names.
 $s = ConvertTo-Json $R -Depth 6 -Compress

@@ -12,7 +12,9 @@ The JSON document has these keys, each missing when it could not be read (the
 reason is then under ``errors``):
 
 ``os``
-    ``caption``, ``version``, ``build`` of Win32_OperatingSystem.
+    ``caption``, ``version``, ``build``, ``architecture`` (OSArchitecture, such
+    as "64-bit", translated) of Win32_OperatingSystem, and
+    ``processor_architecture`` (``AMD64``, ``ARM64``, ``x86``; not translated).
 ``local_users``
     list of ``name``, ``sid``, ``enabled``.
 ``groups``
@@ -25,13 +27,22 @@ reason is then under ``errors``):
     ``v2`` (``admin_task``, ``password_type``), ``v1`` (``admin_password_type``,
     ``handle_user_data``), ``ec2config`` (plugin name to state), when present.
 ``rdp``
-    ``deny_connections``: the ``fDenyTSConnections`` value.
+    ``deny_connections`` (``fDenyTSConnections`` under Terminal Server),
+    ``policy_deny_connections`` (the Group Policy value, null when not set),
+    ``service_start_mode`` (TermService's: Auto, Manual, Disabled or absent),
+    ``firewall`` (the Remote Desktop rule group: ``name``, ``enabled``,
+    ``direction``, ``profile``); a part that could not be read is left out,
+    with its reason under ``errors`` as ``rdp_policy``, ``rdp_service`` or
+    ``rdp_firewall``.
 ``winlogon``
     ``auto_admin_logon`` and ``default_password``: absent, empty or set.
 ``unattend_passwords``
     unattend files holding a password (paths only).
 ``saved_credentials``
-    how many targets ``cmdkey /list`` shows.
+    credential folder (Credentials and Vault under every profile, the system
+    and service profiles included) to the number of saved credential files in
+    it; folders without any are left out, an unreadable one is under
+    ``errors`` as ``credentials <folder>``.
 """
 
 from __future__ import annotations
@@ -49,6 +60,31 @@ from pytest_amipolicy.facts import Facts, MissingFact, Section
 logger = logging.getLogger(__name__)
 
 SECTION = "windows"
+
+# Where each fact is read on the machine, named in the evidence as a Linux
+# check names its file and line.
+SOURCES = {
+    "os": "WMI Win32_OperatingSystem",
+    "local_users": "WMI Win32_UserAccount (LocalAccount=True)",
+    "groups": "ADSI WinNT://<computer>/<group>, found by SID",
+    "services": "Get-Service",
+    "rdp": "HKLM\\System\\CurrentControlSet\\Control\\Terminal Server "
+    "(fDenyTSConnections)",
+    "rdp_policy": "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services "
+    "(fDenyTSConnections)",
+    "rdp_service": "WMI Win32_Service TermService (StartMode)",
+    "rdp_firewall": "Get-NetFirewallRule -Group @FirewallAPI.dll,-28752",
+    "winlogon": "HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion\\Winlogon "
+    "(AutoAdminLogon, DefaultPassword)",
+    "unattend_passwords": "%WINDIR%\\Panther\\Unattend.xml, "
+    "%WINDIR%\\Panther\\Unattend\\Unattend.xml, "
+    "%WINDIR%\\System32\\Sysprep\\unattend.xml (and its Panther folder), "
+    "%SystemDrive%\\unattend.xml, %SystemDrive%\\autounattend.xml and the "
+    "launch agents' sysprep files",
+    "saved_credentials": "C:\\Users\\*\\AppData\\{Local,Roaming}\\Microsoft\\Credentials, "
+    "C:\\Users\\*\\AppData\\Local\\Microsoft\\Vault, and the system and service "
+    "profiles' own",
+}
 
 SCRIPT = (
     importlib.resources.files("pytest_amipolicy.facts")

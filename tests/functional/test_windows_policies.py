@@ -21,6 +21,9 @@ SERVER_2019 = {
     "caption": "Microsoft Windows Server 2019 Datacenter",
     "version": "10.0.17763",
 }
+# A profile other than the one WinRM logs in as: cmdkey /list would not see it.
+CREDENTIALS = "C:\\Users\\deploy\\AppData\\Roaming\\Microsoft\\Credentials"
+ADMINISTRATOR = {"name": "Administrator", "sid": f"{SID}-500", "enabled": True}
 
 
 def facts_of(machine: dict[str, Any], **settings: Any) -> Facts:
@@ -96,7 +99,7 @@ def test_every_windows_policy_is_an_error_when_nothing_was_gathered(
 
 
 def test_an_enabled_guest_account_fails_whatever_its_name() -> None:
-    users = [{"name": "Gast", "sid": f"{SID}-501", "enabled": True}]
+    users = [ADMINISTRATOR, {"name": "Gast", "sid": f"{SID}-501", "enabled": True}]
 
     outcome = policies.check_guest(facts_of({"local_users": users}))
 
@@ -112,6 +115,7 @@ def test_a_missing_guest_account_passes() -> None:
 
 def test_an_account_named_guest_with_another_rid_is_not_the_guest() -> None:
     users = [
+        ADMINISTRATOR,
         {"name": "Guest", "sid": f"{SID}-1001", "enabled": True},
         {"name": "visitor", "sid": f"{SID}-501", "enabled": False},
     ]
@@ -276,9 +280,15 @@ def test_an_image_without_any_launch_agent_fails_the_admin_password_check() -> N
         {"winlogon": {"auto_admin_logon": "0", "default_password": "set"}},
         {"winlogon": {"auto_admin_logon": "1", "default_password": "absent"}},
         {"unattend_passwords": ["C:\\Windows\\Panther\\Unattend.xml"]},
-        {"saved_credentials": 2},
+        {"saved_credentials": {CREDENTIALS: 2}},
     ],
-    ids=["autologon-password", "leftover-password", "autologon", "unattend", "cmdkey"],
+    ids=[
+        "autologon-password",
+        "leftover-password",
+        "autologon",
+        "unattend",
+        "saved-credentials",
+    ],
 )
 def test_a_stored_logon_password_fails_the_secrets_check(
     machine: dict[str, Any],
@@ -305,7 +315,7 @@ def test_an_unreadable_unattend_file_is_an_error_for_the_secrets_check() -> None
 
 
 def test_unreadable_saved_credentials_are_an_error_for_the_secrets_check() -> None:
-    machine = {"errors": {"saved_credentials": "cmdkey /list exited 1"}}
+    machine = {"errors": {"saved_credentials": "Access to C:\\Users is denied"}}
 
     assert verdict(policies.check_secrets, machine) is Verdict.ERROR
 
@@ -313,7 +323,7 @@ def test_unreadable_saved_credentials_are_an_error_for_the_secrets_check() -> No
 def test_a_finding_fails_the_secrets_check_even_when_another_place_is_unreadable() -> (
     None
 ):
-    machine = {"saved_credentials": 1, "errors": {"winlogon": "denied"}}
+    machine = {"saved_credentials": {CREDENTIALS: 1}, "errors": {"winlogon": "denied"}}
 
     assert verdict(policies.check_secrets, machine) is Verdict.FAIL
 
@@ -337,3 +347,176 @@ def test_the_windows_policies_keep_the_os_keys_the_eol_policy_reads() -> None:
 
     assert document["os"]["caption"] == SERVER_2019["caption"]
     assert document["os"]["version"] == SERVER_2019["version"]
+
+
+def test_an_account_list_without_the_built_in_administrator_is_an_error() -> None:
+    users = [{"name": "visitor", "sid": f"{SID}-501", "enabled": False}]
+
+    outcome = policies.check_guest(facts_of({"local_users": users}))
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "RID 500" in outcome.reason
+
+
+def test_an_empty_account_list_is_an_error_not_a_pass_for_the_guest_check() -> None:
+    assert verdict(policies.check_guest, {"local_users": []}) is Verdict.ERROR
+
+
+def test_saved_credentials_of_another_profile_fail_the_secrets_check() -> None:
+    machine = {"saved_credentials": {CREDENTIALS: 3}}
+
+    outcome = policies.check_secrets(facts_of(machine))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.findings == (f"3 saved credential file(s) in {CREDENTIALS}",)
+
+
+def test_an_unreadable_credential_folder_is_an_error_for_the_secrets_check() -> None:
+    folder = "C:\\Users\\deploy\\AppData\\Local\\Microsoft\\Vault"
+    machine = {"errors": {f"credentials {folder}": "Access is denied"}}
+
+    outcome = policies.check_secrets(facts_of(machine))
+
+    assert outcome.verdict is Verdict.ERROR
+    assert f"{folder}: Access is denied" in outcome.reason
+
+
+def test_no_saved_credential_file_in_any_profile_passes_the_secrets_check() -> None:
+    outcome = policies.check_secrets(facts_of({"saved_credentials": {}}))
+
+    assert outcome.verdict is Verdict.PASS
+    assert any("Microsoft\\Credentials" in e.source for e in outcome.evidence)
+
+
+@pytest.mark.parametrize(
+    "rdp, expected",
+    [
+        ({"policy_deny_connections": 1}, Verdict.FAIL),
+        ({"deny_connections": 1, "policy_deny_connections": 0}, Verdict.PASS),
+        ({"deny_connections": 1, "policy_deny_connections": None}, Verdict.FAIL),
+    ],
+    ids=["policy-denies", "policy-allows", "no-policy"],
+)
+def test_the_group_policy_value_wins_over_the_local_rdp_setting(
+    rdp: dict[str, Any], expected: Verdict
+) -> None:
+    outcome = policies.check_rdp(facts_of({"rdp": rdp}))
+
+    assert outcome.verdict is expected
+    if rdp.get("policy_deny_connections") == 1:
+        assert "Group Policy fDenyTSConnections=1" in outcome.reason
+
+
+@pytest.mark.parametrize("start", ["Disabled", "absent"])
+def test_remote_desktop_without_its_service_fails(start: str) -> None:
+    outcome = policies.check_rdp(facts_of({"rdp": {"service_start_mode": start}}))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "TermService" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    "errors, left_out",
+    [
+        ({"rdp_policy": "Requested registry access is not allowed."}, "policy"),
+        ({"rdp_service": "Access denied"}, "service"),
+        ({}, "policy"),
+        ({}, "service"),
+    ],
+    ids=["policy-unreadable", "service-unreadable", "policy-unsaid", "service-unsaid"],
+)
+def test_an_unreadable_part_of_the_rdp_settings_is_an_error(
+    errors: dict[str, str], left_out: str
+) -> None:
+    # As the script writes it: the part it could not read is left out.
+    document = render_facts({"errors": errors})
+    key = {"policy": "policy_deny_connections", "service": "service_start_mode"}
+    del document["rdp"][key[left_out]]
+    section = Section("windows", "windows.ps1", 0, json.dumps(document))
+    facts = Facts(target="t", platform="windows", sections={"windows": section})
+
+    outcome = policies.check_rdp(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert all(why in outcome.reason for why in errors.values())
+
+
+def test_the_rdp_evidence_names_the_registry_keys_and_shows_the_firewall_rules() -> (
+    None
+):
+    outcome = policies.check_rdp(facts_of({}))
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    assert outcome.verdict is Verdict.PASS
+    assert "at HKLM\\System\\CurrentControlSet\\Control\\Terminal Server" in text
+    assert "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows NT\\Terminal Services" in text
+    assert "Remote Desktop - User Mode (TCP-In)" in text
+
+
+@pytest.mark.parametrize(
+    "name, check, source",
+    [
+        ("WIN-GUEST", policies.check_guest, "Win32_UserAccount"),
+        ("WIN-RDP-USERS", policies.check_rdp_users, "WinNT://"),
+        ("WIN-SECRETS", policies.check_secrets, "CurrentVersion\\Winlogon"),
+        ("WIN-ADMIN-PASSWORD", policies.check_admin_password, "agent-config.yml"),
+        ("WIN-LAUNCH-AGENT", policies.check_launch_agent, "Get-Service"),
+    ],
+)
+def test_windows_evidence_names_where_it_was_read(
+    name: str, check: Any, source: str
+) -> None:
+    outcome = check(facts_of({}))
+
+    assert any(source in evidence.source for evidence in outcome.evidence), name
+
+
+@pytest.mark.parametrize(
+    "replace, fact",
+    [
+        ({"winlogon": "1"}, "windows.winlogon"),
+        ({"rdp": [0]}, "windows.rdp"),
+        ({"errors": ["denied"]}, "windows.errors"),
+        ({"saved_credentials": 2}, "windows.saved_credentials"),
+        ({"local_users": {"Administrator": True}}, "windows.local_users"),
+        ({"groups": ["S-1-5-32-555"]}, "windows.groups"),
+        ({"services": ["EC2Launch"]}, "windows.services"),
+        ({"launch": ["v2"]}, "windows.launch"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_a_fact_of_an_unexpected_shape_is_an_error_naming_it(
+    replace: dict[str, Any], fact: str
+) -> None:
+    document = {**render_facts({}), **replace}
+    section = Section("windows", "windows.ps1", 0, json.dumps(document))
+    facts = Facts(target="t", platform="windows", sections={"windows": section})
+
+    outcomes = {name: check(facts) for name, check in ALL_CHECKS}
+
+    named = [o for o in outcomes.values() if fact in o.reason]
+    assert named, f"no verdict names {fact}"
+    assert all(o.verdict is Verdict.ERROR for o in named)
+    assert all(o.verdict in (Verdict.ERROR, Verdict.PASS) for o in outcomes.values())
+
+
+@pytest.mark.parametrize(
+    "replace",
+    [
+        {"local_users": ["Administrator"]},
+        {"saved_credentials": {CREDENTIALS: "many"}},
+        {"winlogon": {"auto_admin_logon": "0", "default_password": ["set"]}},
+    ],
+    ids=["user-not-an-object", "count-not-a-number", "value-not-a-string"],
+)
+def test_a_nested_part_of_an_unexpected_shape_is_an_error_not_a_crash(
+    replace: dict[str, Any],
+) -> None:
+    document = {**render_facts({}), **replace}
+    section = Section("windows", "windows.ps1", 0, json.dumps(document))
+    facts = Facts(target="t", platform="windows", sections={"windows": section})
+
+    outcomes = [check(facts) for _, check in ALL_CHECKS]
+
+    assert all(o.verdict in (Verdict.ERROR, Verdict.PASS) for o in outcomes)
+    assert any(o.verdict is Verdict.ERROR for o in outcomes)

@@ -58,6 +58,23 @@ EC2CONFIG_PATHS = (
     "C:\\Program Files\\Amazon\\Ec2ConfigService\\Settings\\config.xml",
 )
 
+# Remote desktop as a stock EC2 Windows image has it: allowed, no Group Policy
+# value, the service on demand, the firewall rules of its group on.
+DEFAULT_RDP: dict[str, Any] = {
+    "deny_connections": 0,
+    "policy_deny_connections": None,
+    "service_start_mode": "Manual",
+    "firewall": [
+        {
+            "name": f"Remote Desktop - User Mode ({protocol}-In)",
+            "enabled": "True",
+            "direction": "Inbound",
+            "profile": "Any",
+        }
+        for protocol in ("TCP", "UDP")
+    ],
+}
+
 
 def render_facts(machine: dict[str, Any]) -> dict[str, Any]:
     """Return the JSON document the fact script would print on ``machine``.
@@ -75,6 +92,8 @@ def render_facts(machine: dict[str, Any]) -> dict[str, Any]:
         )
     )
     os_info.setdefault("build", os_info.get("version", "").rpartition(".")[2])
+    os_info.setdefault("architecture", "64-bit")
+    os_info.setdefault("processor_architecture", "AMD64")
     major = os_info.get("version", "").split(".")[0]
     modern = not major.isdigit() or int(major) >= 10
 
@@ -114,12 +133,13 @@ def render_facts(machine: dict[str, Any]) -> dict[str, Any]:
         "services": services,
         "paths": paths,
         "launch": machine.get("launch", _launch_settings(paths)),
-        "rdp": machine.get("rdp", {"deny_connections": 0}),
+        # A described rdp state names what differs from a stock image.
+        "rdp": {**DEFAULT_RDP, **machine.get("rdp", {})},
         "winlogon": machine.get(
             "winlogon", {"auto_admin_logon": "0", "default_password": "absent"}
         ),
         "unattend_passwords": machine.get("unattend_passwords", []),
-        "saved_credentials": machine.get("saved_credentials", 0),
+        "saved_credentials": machine.get("saved_credentials", {}),
         "errors": dict(machine.get("errors", {})),
     }
 
