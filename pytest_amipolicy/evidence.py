@@ -312,10 +312,10 @@ def describe_target(run: TargetRun) -> dict[str, str]:
         (name for facts in known if (name := os_release(facts))), None
     )
 
-    # A host or a local image has no EC2 record: the booted kernel says.
+    # A host or a local image has no EC2 record: the booted system says.
     if not found["architecture"]:
         found["architecture"] = next(
-            (machine for facts in known if (machine := kernel_machine(facts))), None
+            (machine for facts in known if (machine := booted_machine(facts))), None
         )
 
     return {
@@ -323,6 +323,11 @@ def describe_target(run: TargetRun) -> dict[str, str]:
         for key in TARGET_LABELS
         if found.get(key) not in (None, "")
     }
+
+
+def booted_machine(facts: Facts) -> str | None:
+    """The booted system's architecture, in EC2's words where they are known."""
+    return kernel_machine(facts) or windows_architecture(facts)
 
 
 def os_release(facts: Facts) -> str | None:
@@ -338,16 +343,40 @@ def os_release(facts: Facts) -> str | None:
         if pretty:
             return pretty.strip().strip("\"'")
 
-    windows = facts.sections.get("windows")
-    if windows is not None and windows.ok:
-        try:
-            system = json.loads(windows.output).get("os") or {}
-        except (ValueError, AttributeError):
-            return None
+    system = windows_os(facts)
+    if system is not None:
         caption = str(system.get("caption") or "").strip()
         version = str(system.get("version") or "").strip()
         return " ".join(part for part in (caption, version) if part) or None
     return None
+
+
+def windows_os(facts: Facts) -> dict[str, Any] | None:
+    """The ``os`` object of the Windows facts, if they hold a readable one."""
+    windows = facts.sections.get("windows")
+    if windows is None or not windows.ok:
+        return None
+    try:
+        system = json.loads(windows.output).get("os")
+    except (ValueError, AttributeError):
+        return None
+    return system if isinstance(system, dict) else None
+
+
+# PROCESSOR_ARCHITECTURE -> the name EC2 gives the architecture.
+WINDOWS_ARCHITECTURES = {"AMD64": "x86_64", "ARM64": "arm64", "X86": "i386"}
+
+
+def windows_architecture(facts: Facts) -> str | None:
+    """x86_64 or arm64 from the Windows facts; OSArchitecture's words otherwise."""
+    system = windows_os(facts)
+    if system is None:
+        return None
+
+    processor = str(system.get("processor_architecture") or "").upper()
+    if processor in WINDOWS_ARCHITECTURES:
+        return WINDOWS_ARCHITECTURES[processor]
+    return str(system.get("architecture") or "").strip() or None
 
 
 def kernel_machine(facts: Facts) -> str | None:
