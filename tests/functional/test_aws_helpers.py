@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import stat
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,17 @@ def test_auth_failure_is_about_the_credentials_not_a_permission() -> None:
     assert "did not accept the credentials (AuthFailure: AWS was not able" in message
     assert "aws sts get-caller-identity" in message
     assert "IAM permission" not in message
+
+
+@pytest.mark.parametrize("address", ["198.51.100.4", "2001:db8::1", "example.com"])
+def test_no_test_can_connect_off_this_machine(
+    address: str, offsite_connections: list[str]
+) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    with socket.socket(family) as probe, pytest.raises(pytest.fail.Exception):
+        probe.connect((address, 22))
+
+    assert offsite_connections == [repr((address, 22))]
+    # Seen; the guard would otherwise fail this test too at teardown.
+    offsite_connections.clear()
