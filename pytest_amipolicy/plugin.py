@@ -18,7 +18,8 @@ import pytest
 
 from pytest_amipolicy import __version__, hooks
 from pytest_amipolicy.catalogue import get_policy
-from pytest_amipolicy.evidence import EvidenceFilter, EvidenceWriter
+from pytest_amipolicy.errors import AmiPolicyError
+from pytest_amipolicy.evidence import CLOSED_PROPERTY, EvidenceFilter, EvidenceWriter
 from pytest_amipolicy.items import PolicyItem, make_items
 from pytest_amipolicy.options import add_options, settings_from
 from pytest_amipolicy.session import SESSION_KEY, AmiPolicySession, build_targets
@@ -144,6 +145,15 @@ def pytest_collection_modifyitems(
     collected = make_items(session, run_state.labels, policies)
     items.extend(collected)
 
+    # A user's test of a target goes to the worker that opens the target, or
+    # that worker would never see its last item and another would open it too.
+    for item in items:
+        if isinstance(item, PolicyItem):
+            continue
+        label = _target_of(item)
+        if label is not None and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(label))
+
     # The items were not found by a collector, so announce them as if one had:
     # the terminal's "N tests collected" and other plugins count from this.
     config.hook.pytest_collectreport(
@@ -159,10 +169,38 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
 
     # Deselection (-k, -m, --lf) has happened: count what each target will run
-    # so that it can be closed right after its last check.
+    # (the built-in checks and the user's tests that use its fixtures) so that
+    # it is closed right after the last item that needs it, whatever the order.
     for item in session.items:
-        if isinstance(item, PolicyItem):
-            run_state.expect(item.target_label)
+        label = _target_of(item)
+        if label is not None:
+            run_state.expect(label)
+
+
+def _target_of(item: pytest.Item) -> str | None:
+    """The target an item checks: a policy's, or a user test's fixture parameter."""
+    if isinstance(item, PolicyItem):
+        return item.target_label
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "amipolicy_target" not in callspec.params:
+        return None
+    return str(callspec.params["amipolicy_target"])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        # A policy item counts itself; a user's test is counted here.
+        label = None if isinstance(item, PolicyItem) else _target_of(item)
+        run_state = item.config.stash.get(SESSION_KEY, None)
+        if label is not None and run_state is not None:
+            closed = run_state.finished_one(label)
+            if closed:
+                item.user_properties.append((CLOSED_PROPERTY, closed))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -192,16 +230,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def amipolicy_facts(request: pytest.FixtureRequest, amipolicy_target: str) -> Any:
     """The facts gathered from the target, as the built-in policies see them."""
     run_state = request.config.stash[SESSION_KEY]
-    return run_state.run_for(amipolicy_target).machine_facts(run_state.progress)
+    try:
+        return run_state.run_for(amipolicy_target).machine_facts(run_state.progress)
+    except AmiPolicyError as error:
+        # The same one line a built-in check shows, not the plugin's traceback.
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def amipolicy_host(request: pytest.FixtureRequest, amipolicy_facts: Any) -> Any:
     """The pytest-testinfra host of the target, logged in as the login user."""
     run_state = request.config.stash[SESSION_KEY]
-    connection = run_state.run_for(amipolicy_facts.target).connection
-    assert connection is not None, "facts are only gathered from an opened target"
-    return connection.host
+    run = run_state.run_for(amipolicy_facts.target)
+    if run.closing or run.connection is None:
+        pytest.fail(
+            f"{run.label}: the target was already closed after the last test "
+            "counted for it, so there is no machine to run commands on",
+            pytrace=False,
+        )
+    return run.connection.host
 
 
 def pytest_amipolicy_connect_address(
@@ -240,5 +287,13 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     run_state = session.config.stash.get(SESSION_KEY, None)
+    if run_state is not None:
+        run_state.close_all()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Runs even when a second Ctrl-C broke off the teardown above: whatever is
+    # still recorded is tried once more (closed targets are not touched).
+    run_state = config.stash.get(SESSION_KEY, None)
     if run_state is not None:
         run_state.close_all()

@@ -12,7 +12,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from pytest_amipolicy.errors import AmiPolicyError
+from pytest_amipolicy.errors import AmiPolicyError, TargetError
 from pytest_amipolicy.facts import Facts, MissingFact
 from pytest_amipolicy.verdicts import Outcome, Verdict, not_applicable, undecided
 
@@ -38,7 +38,13 @@ class TargetRun:
         self.connection: Connection | None = None
         self.failure: AmiPolicyError | None = None
         self.pending = 0
+        # Set as soon as closing starts: from then on the target is never opened
+        # again, or a machine launched after its teardown would be left behind.
+        self.closing = False
+        # Set once nothing the target created is left (or --ami-keep kept it),
+        # so an interrupted teardown is tried again by the session's last close.
         self.closed = False
+        self._close_attempts = 0
         self.removed: list[str] = []
         self.timings: dict[str, float] = {}
         self._facts: Facts | None = None
@@ -49,28 +55,52 @@ class TargetRun:
         return self.target.label
 
     def machine_facts(self, progress: Progress) -> Facts:
-        """Open the target if needed and return its gathered facts."""
+        """Open the target if needed and return its gathered facts.
+
+        The first failure is kept and raised again for every later item: a
+        target that could not be opened is never opened a second time.
+        """
         if self.failure is not None:
             raise self.failure
         if self._facts is not None:
             return self._facts
+        if self.closing:
+            raise self.target.error(
+                "was already closed after the last test counted for it, so it is "
+                "not opened again; a test that ran later (a rerun, or one that "
+                "reaches the fixtures without amipolicy_target) has no machine: "
+                "run it in a session of its own"
+            )
 
+        self._facts = self._open_and_gather(progress)
+        self.config.hook.pytest_amipolicy_facts_gathered(
+            config=self.config, target=self.label, facts=self._facts
+        )
+        return self._facts
+
+    def _open_and_gather(self, progress: Progress) -> Facts:
+        step = "opening"
         try:
             started = time.monotonic()
             self.connection = self.target.open(progress)
             self.timings["open"] = time.monotonic() - started
 
+            step = "gathering facts from"
             started = time.monotonic()
-            self._facts = gather_facts(self, progress)
+            facts = gather_facts(self, progress)
             self.timings["gather"] = time.monotonic() - started
         except AmiPolicyError as error:
             self.failure = error
             raise
-
-        self.config.hook.pytest_amipolicy_facts_gathered(
-            config=self.config, target=self.label, facts=self._facts
-        )
-        return self._facts
+        except Exception as error:
+            # A user's hook or a library can raise anything; it must still be
+            # one line naming the target, and must not make the next item
+            # open the target again over what the first attempt created.
+            self.failure = self.target.error(
+                f"{step} the target failed: {type(error).__name__}: {error}"
+            )
+            raise self.failure from error
+        return facts
 
     def ami_facts(self) -> Facts | None:
         """Facts from the image's EC2 attributes, or None for non-AMI targets."""
@@ -109,15 +139,33 @@ class TargetRun:
         )
 
     def close(self, progress: Progress) -> list[str]:
+        """Remove what the target created; safe to call again after a failure."""
         if self.closed:
             return []
-        self.closed = True
+        self.closing = True
 
+        self._close_attempts += 1
         try:
             self.removed = self.target.close(progress)
         except AmiPolicyError as error:
             self.removed = [f"cleanup of {self.label} failed: {error}"]
+            # A refusal or a timeout may pass once; it is tried one more time
+            # at the end of the session, not over and over.
+            self.closed = self._close_attempts >= 2 or not self._anything_left()
+            return self.removed
+        except BaseException:
+            # Interrupted while tearing down: what is still recorded is tried
+            # again by the session's final close.
+            self.closed = not self._anything_left()
+            raise
+
+        self.closed = True
         return self.removed
+
+    def _anything_left(self) -> bool:
+        """Whether the target still records something it created (EC2 targets do)."""
+        leftovers = getattr(self.target, "leftovers", None)
+        return bool(leftovers()) if callable(leftovers) else False
 
     def known_facts(self) -> list[Facts]:
         """The facts gathered so far (machine, AMI); never opens or asks the target."""
@@ -178,12 +226,27 @@ def gather_facts(run: TargetRun, progress: Progress) -> Facts:
 
 
 def _counting_runner(host: Any, facts: Facts) -> Callable[[str], tuple[int, str, str]]:
-    """Wrap a testinfra host's ``run`` so every remote command is counted."""
+    """Wrap a testinfra host's ``run`` so every remote command is counted.
+
+    A connection that drops (paramiko, socket and pipe errors) becomes a
+    :class:`TargetError` naming the target, which the run keeps as its failure.
+    """
+    import paramiko
+
+    dropped = (paramiko.SSHException, EOFError, OSError)
 
     def remote(command: str) -> tuple[int, str, str]:
         facts.remote_commands += 1
         logger.debug("remote command on %s: %.200s", facts.target, command)
-        result = host.run(command)
+        try:
+            result = host.run(command)
+        except dropped as error:
+            reason = str(error).strip() or type(error).__name__
+            raise TargetError(
+                facts.target,
+                f"the connection was lost during a remote command ({reason}); "
+                "check that the machine stays up and reachable, then rerun",
+            ) from error
 
         # Decoded here: testinfra's own decoding first probes the remote
         # encoding with an extra command, which also does not exist on Windows.

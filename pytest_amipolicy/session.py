@@ -76,9 +76,28 @@ class AmiPolicySession:
         return self._close(run)
 
     def close_all(self) -> list[str]:
+        """Close every target not closed yet; after an interrupt, also retry.
+
+        Termination is requested for every launched instance before anything
+        is waited for: under xdist a worker is killed a few seconds after
+        Ctrl-C, and an instance asked to terminate at least stops costing.
+        """
+        open_runs = [run for run in self.runs.values() if not run.closed]
+        for run in open_runs:
+            request = getattr(run.target, "request_termination", None)
+            if callable(request):
+                request(self.progress)
+
         lines: list[str] = []
-        for run in self.runs.values():
-            lines.extend(self._close(run))
+        interrupted: BaseException | None = None
+        for run in open_runs:
+            try:
+                lines.extend(self._close(run))
+            except KeyboardInterrupt as interrupt:
+                # One target's interrupted teardown must not strand the others.
+                interrupted = interrupt
+        if interrupted is not None:
+            raise interrupted
         return lines
 
     def _close(self, run: TargetRun) -> list[str]:

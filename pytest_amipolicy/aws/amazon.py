@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any, Callable
 import botocore.config
 import botocore.exceptions
 
-from pytest_amipolicy.aws.session import CLIENT_CONFIG, DENIED_CODES, error_code
+from pytest_amipolicy.aws.session import (
+    CLIENT_CONFIG,
+    DENIED_CODES,
+    INVALID_CREDENTIAL_CODES,
+    aws_message,
+    error_code,
+)
 
 if TYPE_CHECKING:
     from pytest_amipolicy.settings import Settings
@@ -82,12 +88,10 @@ def service_error(
     """Return an :class:`AmazonCheckError` whose message names the fix."""
     code = error_code(error)
     action = iam_action(service, operation)
-    message = ""
-    if isinstance(error, botocore.exceptions.ClientError):
-        message = str(error.response.get("Error", {}).get("Message", ""))
+    message = aws_message(error)
+    detail = f" ({message})" if message else ""
 
     if code in DENIED_CODES:
-        detail = f" ({message})" if message else ""
         return AmazonCheckError(
             f"{operation} was refused in {region} ({code}){detail}: the credentials "
             f"lack the IAM permission {action}, or the service is not enabled in "
@@ -98,6 +102,13 @@ def service_error(
         return AmazonCheckError(
             "no AWS credentials found: configure them as for the AWS CLI "
             "(aws configure, AWS_PROFILE, SSO or an instance role)"
+        )
+
+    if code in INVALID_CREDENTIAL_CODES:
+        return AmazonCheckError(
+            f"{operation} in {region}: AWS did not accept the credentials "
+            f"({code}){detail}; check them with `aws sts get-caller-identity` "
+            "and refresh them"
         )
 
     timeouts = (
@@ -128,17 +139,40 @@ def call(
 
 
 def pages(
-    client: Any, service: str, operation: str, region: str, **params: Any
+    client: Any,
+    service: str,
+    operation: str,
+    region: str,
+    deadline: Deadline | None = None,
+    **params: Any,
 ) -> Iterator[dict[str, Any]]:
-    """Yield every page of ``operation`` through botocore's paginator."""
+    """Yield every page of ``operation`` through botocore's paginator.
+
+    With a ``deadline``, no further page is asked for once it has passed:
+    an account with very many resources must not hold the run for ever.
+    """
     paginator = client.get_paginator(_snake(operation))
+    count = 0
     try:
-        yield from paginator.paginate(**params)
+        for page in paginator.paginate(**params):
+            count += 1
+            yield page
+            if deadline is not None and deadline.expired() and _has_more(page):
+                raise DeadlineExceeded(
+                    f"{operation} in {region} still had more results after "
+                    f"{count} page(s) and {deadline.timeout:g} s; rerun later or "
+                    "raise amipolicy_amazon_timeout"
+                )
     except (
         botocore.exceptions.ClientError,
         botocore.exceptions.BotoCoreError,
     ) as error:
         raise service_error(error, service, operation, region) from error
+
+
+def _has_more(page: dict[str, Any]) -> bool:
+    # The services read here name their page token nextToken or NextToken.
+    return bool(page.get("nextToken") or page.get("NextToken"))
 
 
 def _snake(operation: str) -> str:

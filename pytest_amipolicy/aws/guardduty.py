@@ -41,7 +41,9 @@ def image_arn(record: dict[str, Any], region: str) -> str:
     return f"arn:{partition(region)}:ec2:{region}:{owner}:image/{image_id}"
 
 
-def list_scans(client: Any, arn: str, region: str) -> list[dict[str, Any]]:
+def list_scans(
+    client: Any, arn: str, region: str, deadline: Deadline | None = None
+) -> list[dict[str, Any]]:
     """Return the malware scans of ``arn``, newest first."""
     criteria = {
         "ListMalwareScansFilterCriterion": [
@@ -57,6 +59,7 @@ def list_scans(client: Any, arn: str, region: str) -> list[dict[str, Any]]:
         SERVICE,
         "ListMalwareScans",
         region,
+        deadline,
         FilterCriteria=criteria,
         PaginationConfig={"PageSize": SCANS_PAGE},
     ):
@@ -148,7 +151,7 @@ def gather(
 ) -> dict[str, Any]:
     """Return the newest GuardDuty malware scan of the AMI, waiting for it to end."""
     arn = image_arn(record, region)
-    scans = list_scans(client, arn, region)
+    scans = list_scans(client, arn, region, deadline)
     chosen = choose_scan(scans)
 
     started = False

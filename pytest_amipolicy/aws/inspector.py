@@ -42,15 +42,20 @@ def findings_filter(image_id: str) -> dict[str, Any]:
     }
 
 
-def list_coverage(client: Any, image_id: str, region: str) -> list[dict[str, Any]]:
+def list_coverage(
+    client: Any, image_id: str, region: str, deadline: Deadline | None = None
+) -> list[dict[str, Any]]:
     """Return the coverage records of instances launched from ``image_id``."""
     records: list[dict[str, Any]] = []
-    # The coverage filter has no AMI field; the AMI id is in each record.
+    # ListCoverage's filter criteria have no AMI field (resource id, tags, scan
+    # state only), so every EC2 record is read and matched by its AMI id; the
+    # deadline bounds how long that may take in a large account.
     for page in pages(
         client,
         SERVICE,
         "ListCoverage",
         region,
+        deadline,
         filterCriteria=coverage_filter(),
         PaginationConfig={"PageSize": COVERAGE_PAGE},
     ):
@@ -79,7 +84,9 @@ def scanned(record: dict[str, Any]) -> bool:
     )
 
 
-def list_findings(client: Any, image_id: str, region: str) -> list[dict[str, Any]]:
+def list_findings(
+    client: Any, image_id: str, region: str, deadline: Deadline | None = None
+) -> list[dict[str, Any]]:
     """Return the active findings of instances launched from ``image_id``."""
     findings: list[dict[str, Any]] = []
     for page in pages(
@@ -87,6 +94,7 @@ def list_findings(client: Any, image_id: str, region: str) -> list[dict[str, Any
         SERVICE,
         "ListFindings",
         region,
+        deadline,
         filterCriteria=findings_filter(image_id),
         PaginationConfig={"PageSize": FINDINGS_PAGE},
     ):
@@ -131,7 +139,7 @@ def gather(
     when the first scan does not finish in time.
     """
     while True:
-        coverage = list_coverage(client, image_id, region)
+        coverage = list_coverage(client, image_id, region, deadline)
         pending = [r for r in coverage if r["reason"] in PENDING_REASONS]
         if any(scanned(r) for r in coverage) or not pending:
             break
@@ -139,7 +147,7 @@ def gather(
             f"Inspector's first scan of {', '.join(r['resource_id'] for r in pending)}"
         )
 
-    findings = list_findings(client, image_id, region)
+    findings = list_findings(client, image_id, region, deadline)
     logger.debug(
         "Inspector: %d coverage records and %d findings for %s",
         len(coverage),

@@ -25,7 +25,8 @@ from pytest_amipolicy.errors import CloudError
 logger = logging.getLogger(__name__)
 
 # Windows needs RSA: EC2 encrypts the generated administrator password with it.
-RSA_BITS = 3072
+# ImportKeyPair documents RSA keys of 1024, 2048 and 4096 bits only.
+RSA_BITS = 4096
 
 
 @dataclass(frozen=True)
@@ -38,20 +39,24 @@ class LaunchKey:
 
 
 def generate(platform: str, comment: str) -> tuple[bytes, str]:
-    """Return (private key in OpenSSH PEM, public OpenSSH line) for ``platform``.
+    """Return (private key file contents, public OpenSSH line) for ``platform``.
 
-    Linux gets ed25519; Windows gets RSA, the only kind EC2 can decrypt the
-    administrator password with.
+    Linux gets ed25519 in OpenSSH form. Windows gets RSA, the only kind EC2
+    encrypts the administrator password for, written as a traditional PEM
+    ("BEGIN RSA PRIVATE KEY"): that is the form ``aws ec2 get-password-data
+    --priv-launch-key`` reads, and ssh and paramiko read it too.
     """
     private_key: ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
     if platform == "windows":
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+        form = serialization.PrivateFormat.TraditionalOpenSSL
     else:
         private_key = ed25519.Ed25519PrivateKey.generate()
+        form = serialization.PrivateFormat.OpenSSH
 
     private_bytes = private_key.private_bytes(
         encoding=serialization.Encoding.PEM,
-        format=serialization.PrivateFormat.OpenSSH,
+        format=form,
         encryption_algorithm=serialization.NoEncryption(),
     )
     public_line = private_key.public_key().public_bytes(

@@ -85,13 +85,16 @@ def versions_with(entity: dict[str, Any], image_id: str) -> list[dict[str, Any]]
     ]
 
 
-def list_change_sets(client: Any, entity_id: str) -> list[dict[str, Any]]:
+def list_change_sets(
+    client: Any, entity_id: str, deadline: Deadline | None = None
+) -> list[dict[str, Any]]:
     summaries: list[dict[str, Any]] = []
     for page in pages(
         client,
         SERVICE,
         "ListChangeSets",
         REGION,
+        deadline,
         Catalog=CATALOG,
         FilterList=[{"Name": "EntityId", "ValueList": [entity_id]}],
         Sort={"SortBy": "StartTime", "SortOrder": "DESCENDING"},
@@ -158,7 +161,7 @@ def gather(
     versions = versions_with(entity, image_id)
 
     change_sets = []
-    for summary in list_change_sets(client, entity_id):
+    for summary in list_change_sets(client, entity_id, deadline):
         described = describe_change_set(client, summary["ChangeSetId"])
         record = _change_set_record(described, image_id)
         if any(change["mentions_ami"] for change in record["changes"]):

@@ -13,7 +13,7 @@ import time
 import urllib.request
 from typing import Any
 
-from pytest_amipolicy.aws.session import error_code, translated
+from pytest_amipolicy.aws.session import DENIED_CODES, error_code, translated
 from pytest_amipolicy.errors import CloudError
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def find_vpc(ec2: Any, subnet_id: str | None, region: str) -> tuple[str, str | N
         return str(subnets[0]["VpcId"]), subnet_id
 
     with translated("DescribeVpcs", region):
-        vpcs = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
+        vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
     if not vpcs.get("Vpcs"):
         raise CloudError(
             f"region {region} has no default VPC: pass --ami-subnet=subnet-... "
@@ -76,24 +76,42 @@ def find_vpc(ec2: Any, subnet_id: str | None, region: str) -> tuple[str, str | N
     return str(vpcs["Vpcs"][0]["VpcId"]), None
 
 
+def vpc_cidr(ec2: Any, vpc_id: str, region: str) -> str:
+    """Return the VPC's primary IPv4 range."""
+    with translated("DescribeVpcs", region):
+        vpcs = ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"]
+    return str(vpcs[0]["CidrBlock"])
+
+
 def pick_subnet(ec2: Any, vpc_id: str, instance_type: str, region: str) -> str | None:
     """Return a default subnet of ``vpc_id`` in a zone that offers ``instance_type``.
 
     Some zones lack some types (t3 in us-east-1e); letting EC2 choose can land
-    there and fail. None means: let EC2 choose after all.
+    there and fail. None means: let EC2 choose after all, which is also what
+    happens when either lookup is refused, since this is only a precaution.
     """
-    with translated("DescribeSubnets", region):
-        subnets = ec2.describe_subnets(
-            Filters=[
-                {"Name": "vpc-id", "Values": [vpc_id]},
-                {"Name": "default-for-az", "Values": ["true"]},
-            ]
-        )["Subnets"]
-    with translated("DescribeInstanceTypeOfferings", region):
-        offerings = ec2.describe_instance_type_offerings(
-            LocationType="availability-zone",
-            Filters=[{"Name": "instance-type", "Values": [instance_type]}],
-        )["InstanceTypeOfferings"]
+    try:
+        with translated("DescribeSubnets", region):
+            subnets = ec2.describe_subnets(
+                Filters=[
+                    {"Name": "vpc-id", "Values": [vpc_id]},
+                    {"Name": "default-for-az", "Values": ["true"]},
+                ]
+            )["Subnets"]
+        with translated("DescribeInstanceTypeOfferings", region):
+            offerings = ec2.describe_instance_type_offerings(
+                LocationType="availability-zone",
+                Filters=[{"Name": "instance-type", "Values": [instance_type]}],
+            )["InstanceTypeOfferings"]
+    except CloudError as error:
+        if error_code(error.__cause__) not in DENIED_CODES:
+            raise
+        logger.warning(
+            "cannot pick a zone that offers %s, EC2 will choose: %s",
+            instance_type,
+            error,
+        )
+        return None
 
     zones = {offering["Location"] for offering in offerings}
     usable = sorted(
@@ -149,13 +167,31 @@ def allow_admin_ports(
         )
 
 
+def find_run_groups(
+    ec2: Any, name: str, tag: str, run_id: str, region: str
+) -> list[str]:
+    """Return the ids of the run's security groups, by name and run tag.
+
+    An interrupt inside CreateSecurityGroup can leave a group whose id never
+    came back; the name is the run's own, so it is found here.
+    """
+    with translated("DescribeSecurityGroups", region):
+        groups = ec2.describe_security_groups(
+            Filters=[
+                {"Name": "group-name", "Values": [name]},
+                {"Name": f"tag:{tag}", "Values": [run_id]},
+            ]
+        )["SecurityGroups"]
+    return [str(group["GroupId"]) for group in groups]
+
+
 def delete_security_group(
     ec2: Any, group_id: str, region: str, attempts: int = 10, delay: float = 5.0
 ) -> bool:
     """Delete the group; return False if it was already gone.
 
-    A just-terminated instance's network interface can hold the group for a
-    while, so DependencyViolation is retried.
+    Called only once the instance is terminated, whose network interface can
+    still hold the group for a little while: DependencyViolation is retried.
     """
     for attempt in range(1, attempts + 1):
         try:

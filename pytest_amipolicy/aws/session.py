@@ -20,9 +20,23 @@ from pytest_amipolicy.errors import CloudError
 
 logger = logging.getLogger(__name__)
 
-# Error codes EC2 and STS use when the caller's policy does not allow a call.
+# Error codes AWS uses when the caller's policy does not allow a call.
 DENIED_CODES = frozenset(
-    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthFailure"}
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
+)
+
+# Error codes for credentials AWS could not validate: no permission would help.
+# EC2 says AuthFailure; the JSON services say UnrecognizedClientException.
+INVALID_CREDENTIAL_CODES = frozenset(
+    {
+        "AuthFailure",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+    }
 )
 
 # Standard retries absorb EC2's throttling without the user seeing it.
@@ -70,15 +84,29 @@ def error_code(error: BaseException | None) -> str:
     return ""
 
 
+def aws_message(error: BaseException | None) -> str:
+    """Return AWS's own message of a ``ClientError`` on one line, or ``""``.
+
+    AWS's messages name the caller's ARN and the action and resource refused,
+    and hold no secret; they are what the user needs to fix a policy.
+    """
+    if not isinstance(error, botocore.exceptions.ClientError):
+        return ""
+    message = str(error.response.get("Error", {}).get("Message", ""))
+    return " ".join(message.split())
+
+
 def cloud_error(error: BaseException, operation: str, region: str) -> CloudError:
     """Return a one-line :class:`CloudError` for a failed call of ``operation``."""
     code = error_code(error)
+    message = aws_message(error)
+    said = f": {message}" if message else ""
 
     if code in DENIED_CODES:
         return CloudError(
-            f"{operation} was refused in {region} ({code}): the credentials lack "
-            f"the IAM permission {iam_action(operation)}; grant it or use another "
-            "profile (AWS_PROFILE)"
+            f"{operation} was refused in {region} ({code}{said}): the credentials "
+            f"lack the IAM permission {iam_action(operation)}; grant it or use "
+            "another profile (AWS_PROFILE)"
         )
 
     if isinstance(error, botocore.exceptions.NoCredentialsError):
@@ -87,10 +115,11 @@ def cloud_error(error: BaseException, operation: str, region: str) -> CloudError
             "(aws configure, AWS_PROFILE, SSO or an instance role)"
         )
 
-    if code in ("ExpiredToken", "RequestExpired", "InvalidClientTokenId"):
+    if code in INVALID_CREDENTIAL_CODES:
         return CloudError(
-            f"{operation} in {region}: the AWS credentials are not valid ({code}); "
-            "refresh them (aws sso login, new session token) and rerun"
+            f"{operation} in {region}: AWS did not accept the credentials "
+            f"({code}{said}); check them with `aws sts get-caller-identity`, "
+            "refresh them (aws sso login, a new session token) and rerun"
         )
 
     if isinstance(error, botocore.exceptions.EndpointConnectionError):

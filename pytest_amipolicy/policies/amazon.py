@@ -19,6 +19,7 @@ from pytest_amipolicy.facts import Facts
 from pytest_amipolicy.verdicts import (
     Evidence,
     Outcome,
+    Verdict,
     failed,
     not_applicable,
     passed,
@@ -28,8 +29,12 @@ from pytest_amipolicy.verdicts import (
 FAMILY = "amazon"
 PLATFORMS = ("ami",)
 
-# Inspector's severities from lowest to highest; UNTRIAGED has no rank.
+# Inspector's severities from lowest to highest. UNTRIAGED (the source has not
+# rated the vulnerability yet) has no rank: it blocks when the threshold is the
+# lowest severity, and otherwise leaves the verdict undecided unless a ranked
+# finding already fails it.
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+UNTRIAGED = "UNTRIAGED"
 DEFAULT_SEVERITY = "HIGH"
 # Findings listed in the evidence; the counts always cover all of them.
 MAX_LISTED = 50
@@ -96,7 +101,12 @@ def check_inspector(facts: Facts) -> Outcome:
             *evidence,
         )
 
+    untriaged = [f for f in findings if _rank(f.get("severity")) < 0]
     blocking = [f for f in findings if _rank(f.get("severity")) >= _rank(threshold)]
+    if _rank(threshold) <= 0:
+        # At the lowest threshold every finding counts, rated or not.
+        blocking.extend(untriaged)
+        untriaged = []
     if blocking:
         counts = collections.Counter(str(f.get("severity")) for f in blocking)
         summary = ", ".join(
@@ -109,6 +119,19 @@ def check_inspector(facts: Facts) -> Outcome:
             findings=tuple(
                 f"{f.get('severity')} {f.get('vulnerability') or f.get('title')}"
                 for f in blocking
+            ),
+        )
+
+    if untriaged:
+        return Outcome(
+            Verdict.ERROR,
+            f"{len(untriaged)} active Inspector finding(s) are {UNTRIAGED} (not "
+            f"rated yet), so whether they reach {threshold} is unknown: review "
+            "them in the evidence, or rerun once Inspector has rated them",
+            evidence,
+            tuple(
+                f"{f.get('severity')} {f.get('vulnerability') or f.get('title')}"
+                for f in untriaged
             ),
         )
 

@@ -14,11 +14,19 @@ import os
 import secrets
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Optional
 
-from pytest_amipolicy.aws import cleanup, images, instances, keys, network, session
+from pytest_amipolicy.aws import (
+    cleanup,
+    images,
+    instances,
+    keys,
+    network,
+    resources,
+    session,
+)
+from pytest_amipolicy.aws.resources import Created
 from pytest_amipolicy.errors import AmiPolicyError, TargetError
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.targets import Connection, Progress, Target, ec2_windows, ssh
@@ -32,20 +40,6 @@ ResolveAddress = Callable[[dict[str, Any]], Optional[tuple[str, int]]]
 # testinfra's paramiko backend reads host key policy from an ssh_config file.
 # The instance is new and its host key unknown, so it cannot be pinned here.
 SSH_CONFIG = "Host *\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
-
-
-@dataclass
-class Created:
-    """The resources of one run, each recorded as soon as it exists."""
-
-    key_file: Path | None = None
-    ssh_config: Path | None = None
-    key_pair: str | None = None
-    group_id: str | None = None
-    instance_id: str | None = None
-
-    def empty(self) -> bool:
-        return not any(vars(self).values())
 
 
 class Ec2Target(Target):
@@ -79,6 +73,9 @@ class Ec2Target(Target):
         self._address: tuple[str, int] | None = None
         self._login_user: str | None = None
         self._progress: Progress = _quiet
+        # Set once the first resource is about to be created: a failed launch
+        # is never tried again in the same run, over what it left.
+        self._launch_started = False
 
     @property
     def label(self) -> str:
@@ -128,6 +125,11 @@ class Ec2Target(Target):
         """Launch the AMI and log in; the caller must call :meth:`close` afterwards."""
         if self._connection is not None:
             return self._connection
+        if self._launch_started:
+            raise self.error(
+                "an earlier attempt to launch it failed, so it is not launched "
+                "again in this run; what that attempt created is removed at the end"
+            )
         self._progress = progress
 
         record = self.image_record()
@@ -140,13 +142,11 @@ class Ec2Target(Target):
             )
 
         # Everything that can fail without creating anything comes first.
-        instance_type = images.instance_type(record, self.settings.instance_type)
-        cidr = network.ingress_cidr(
-            self.settings.ingress_cidr, self._lookup_public_address
-        )
+        instance_type = self._instance_type(record)
         vpc_id, subnet_id = network.find_vpc(
             self.ec2, self.settings.subnet, self.region
         )
+        cidr, cidr_origin = self._ingress(vpc_id)
         if subnet_id is None:
             subnet_id = network.pick_subnet(
                 self.ec2, vpc_id, instance_type, self.region
@@ -155,6 +155,7 @@ class Ec2Target(Target):
             self.run_id, datetime.datetime.now(datetime.timezone.utc)
         )
 
+        self._launch_started = True
         progress(f"{self.label}: importing key pair {self.name}")
         key = keys.make_launch_key(platform, self.name)
         self.created.key_file = key.path
@@ -162,8 +163,11 @@ class Ec2Target(Target):
         self.created.key_pair = self.name
         keys.import_key_pair(self.ec2, self.name, key.public_openssh, tags, self.region)
 
-        progress(f"{self.label}: creating security group {self.name} for {cidr}")
+        progress(
+            f"{self.label}: creating security group {self.name} for {cidr}{cidr_origin}"
+        )
         ports = network.ADMIN_PORTS[platform]
+        self.created.group_requested = True
         self.created.group_id = network.create_security_group(
             self.ec2, name=self.name, vpc_id=vpc_id, tags=tags, region=self.region
         )
@@ -171,6 +175,7 @@ class Ec2Target(Target):
             self.ec2, self.created.group_id, ports, cidr, self.region
         )
 
+        self.created.launch_requested = True
         instance = instances.run_instance(
             self.ec2,
             image_id=self.spec,
@@ -193,14 +198,42 @@ class Ec2Target(Target):
             self._boot_delay,
             self.region,
         )
-        host, port = self._address = self._connect_address(instance, ports[0])
-
-        progress(f"{self.label}: {instance_id} running, waiting for {host}:{port}")
-        self._wait_for_admin_port(instance_id, host, port)
+        self._address = self._connect_address(instance, ports[0])
 
         connector = self._connectors()[platform]
         self._connection = connector(record, instance, key)
         return self._connection
+
+    def _instance_type(self, record: dict[str, Any]) -> str:
+        """The type to launch on; a type the user chose is checked against the AMI."""
+        chosen = images.instance_type(record, self.settings.instance_type)
+        if self.settings.instance_type:
+            architecture = str(record.get("Architecture"))
+            instances.check_instance_type(
+                self.ec2,
+                chosen,
+                architecture,
+                self.region,
+                default=images.INSTANCE_TYPES[architecture],
+            )
+        return chosen
+
+    def _ingress(self, vpc_id: str) -> tuple[str, str]:
+        """Return (range admitted to the admin ports, why that range) for the group."""
+        if self.settings.ingress_cidr:
+            return self.settings.ingress_cidr, ""
+
+        # Connecting to the private address means running inside the VPC (or
+        # a network joined to it), where this machine's public address is not
+        # what the instance sees.
+        if self.settings.connect == "private":
+            cidr = network.vpc_cidr(self.ec2, vpc_id, self.region)
+            return cidr, (
+                f" (the range of {vpc_id}, since --ami-connect=private; narrow it "
+                "with --ami-ingress-cidr)"
+            )
+
+        return network.ingress_cidr(None, self._lookup_public_address), ""
 
     def _connectors(
         self,
@@ -226,6 +259,9 @@ class Ec2Target(Target):
         return host, port
 
     def _wait_for_admin_port(self, instance_id: str, host: str, port: int) -> None:
+        self._progress(
+            f"{self.label}: {instance_id} running, waiting for {host}:{port}"
+        )
         failure = instances.wait_for_port(
             host, port, self.settings.ssh_timeout, self._ssh_interval
         )
@@ -248,6 +284,9 @@ class Ec2Target(Target):
         """Log in over SSH with the launch key, trying the likely users in order."""
         assert self._address is not None
         address, port = self._address
+        instance_id = str(instance["InstanceId"])
+        self._wait_for_admin_port(instance_id, address, port)
+
         users = images.login_users(record, self.settings.user)
         self.created.ssh_config = self._write_ssh_config()
 
@@ -277,27 +316,43 @@ class Ec2Target(Target):
                 break
             time.sleep(self._ssh_interval)
 
+        # Whether cloud-init installed the key, and for whom, is in the console.
+        console = instances.console_tail(self.ec2, instance_id, self.region)
         tried = "; ".join(f"{user}: {why}" for user, why in refusals.items())
-        raise self.error(
+        refused = self.error(
             f"no login user was accepted on {address}:{port} with the launch key, "
             f"tried {', '.join(users)} ({tried}); pass --ami-user with the AMI's "
-            "default user"
+            "default user; console output follows\n" + console
         )
+        refused.console = console  # type: ignore[attr-defined]
+        raise refused
 
     def _connect_windows(
         self, record: dict[str, Any], instance: dict[str, Any], key: keys.LaunchKey
     ) -> Connection:
         """Log in as Administrator over WinRM with the password EC2 generated."""
         assert self._address is not None
+        instance_id = str(instance["InstanceId"])
         # Known before the login, so that --ami-keep can say how to log in.
         self._login_user = ec2_windows.ADMIN_USER
-        host = ec2_windows.log_in(
+
+        # The password comes minutes into the first boot and WinRM after it:
+        # waiting for the port first would spend the login timeout on the boot.
+        password = ec2_windows.wait_for_password(
             self.label,
             ec2=self.ec2,
             region=self.region,
-            instance_id=str(instance["InstanceId"]),
-            address=self._address,
+            instance_id=instance_id,
             key=key,
+            settings=self.settings,
+            progress=self._progress,
+            delay=self._boot_delay,
+        )
+        self._wait_for_admin_port(instance_id, *self._address)
+        host = ec2_windows.log_in(
+            self.label,
+            address=self._address,
+            password=password,
             settings=self.settings,
             progress=self._progress,
             delay=self._boot_delay,
@@ -360,43 +415,48 @@ class Ec2Target(Target):
         """Remove what :meth:`open` created, newest first; return what was removed.
 
         With ``keep`` the instance, group and key stay, and the lines say how to
-        reach them and how to remove them later.
+        reach them and how to remove them later. Anything that could not be
+        removed stays recorded, so a later call tries it again.
         """
         if self._connection is not None:
             ssh.close_ssh(self._connection.host)
 
-        if self.settings.keep and not self.created.empty():
+        if self.created.empty():
+            return []
+        if self.settings.keep:
             return self._kept_lines()
 
+        run = self._resources()
+        steps: list[Callable[[], list[str]]] = [
+            lambda: resources.remove_instances(
+                run,
+                self.created,
+                progress,
+                max(60.0, self.settings.boot_timeout),
+                self._boot_delay,
+            ),
+            lambda: resources.remove_groups(run, self.created, self._boot_delay),
+            lambda: resources.remove_key_pair(run, self.created),
+            lambda: resources.remove_files(self.created),
+        ]
         removed: list[str] = []
         failures: list[str] = []
         interrupted: BaseException | None = None
-        for step in (
-            self._remove_instance,
-            self._remove_group,
-            self._remove_key_pair,
-            self._remove_files,
-        ):
+        for name, step in zip(("instance", "group", "key pair", "files"), steps):
             try:
-                line = step(progress)
+                removed.extend(step())
             except KeyboardInterrupt as interrupt:
                 # A second Ctrl-C must not strand the rest: finish, then re-raise.
                 interrupted = interrupt
-                failures.append(f"{step.__name__.lstrip('_')} interrupted")
-                continue
+                failures.append(f"removing the {name} was interrupted")
             except AmiPolicyError as error:
                 failures.append(str(error))
-                continue
-            if line:
-                removed.append(line)
 
         for line in removed:
             logger.info("%s", line)
         if failures:
             incomplete = self.error(
-                "cleanup incomplete (" + "; ".join(failures) + "): run "
-                f"`pytest --ami-cleanup --ami-region={self.region}` after the resources "
-                "expire, or delete them with the aws cli"
+                resources.incomplete_message(run, self.created, failures)
             )
             incomplete.removed = removed  # type: ignore[attr-defined]
             if interrupted is None:
@@ -407,49 +467,40 @@ class Ec2Target(Target):
             raise interrupted
         return removed
 
-    def _remove_instance(self, progress: Progress) -> str | None:
+    def leftovers(self) -> list[str]:
+        """How to remove what is still recorded; empty once nothing is left."""
+        if self.created.empty():
+            return []
+        commands = resources.removal_commands(self._resources(), self.created)
+        return commands or [f"rm -f {self.created.key_file or self.created.ssh_config}"]
+
+    def request_termination(self, progress: Progress) -> None:
+        """Ask EC2 to end the instance now, without waiting; :meth:`close` waits.
+
+        Called for every open target before any of them is waited for, so that
+        a teardown cut short (xdist kills its workers soon after Ctrl-C) has at
+        least asked for every termination.
+        """
         instance_id = self.created.instance_id
-        if instance_id is None:
-            return None
-        progress(f"{self.label}: terminating {instance_id}")
-        instances.terminate(
-            self.ec2,
-            instance_id,
-            max(60.0, self.settings.boot_timeout),
-            self._boot_delay,
-            self.region,
+        if self.settings.keep or instance_id is None:
+            return
+        try:
+            instances.request_termination(self.ec2, [instance_id], self.region)
+        except AmiPolicyError as error:
+            # Not fatal: close asks again, and reports a refusal then.
+            logger.info("%s: early termination request failed: %s", self.label, error)
+            return
+        self.created.termination_requested = True
+        progress(f"{self.label}: termination of {instance_id} requested")
+
+    def _resources(self) -> resources.Run:
+        return resources.Run(
+            label=self.label,
+            ec2=self.ec2,
+            region=self.region,
+            run_id=self.run_id,
+            name=self.name,
         )
-        self.created.instance_id = None
-        return f"terminated instance {instance_id} in {self.region}"
-
-    def _remove_group(self, progress: Progress) -> str | None:
-        group_id = self.created.group_id
-        if group_id is None:
-            return None
-        network.delete_security_group(
-            self.ec2, group_id, self.region, delay=self._boot_delay * 5
-        )
-        self.created.group_id = None
-        return f"deleted security group {group_id} in {self.region}"
-
-    def _remove_key_pair(self, progress: Progress) -> str | None:
-        name = self.created.key_pair
-        if name is None:
-            return None
-        keys.delete_key_pair(self.ec2, name, self.region)
-        self.created.key_pair = None
-        return f"deleted key pair {name} in {self.region}"
-
-    def _remove_files(self, progress: Progress) -> str | None:
-        removed = None
-        if self.created.key_file is not None:
-            if keys.remove_private_key(self.created.key_file):
-                removed = f"removed launch key file {self.created.key_file}"
-            self.created.key_file = None
-        if self.created.ssh_config is not None:
-            self.created.ssh_config.unlink(missing_ok=True)
-            self.created.ssh_config = None
-        return removed
 
     def _kept_lines(self) -> list[str]:
         region = self.region
@@ -467,25 +518,11 @@ class Ec2Target(Target):
         elif created.key_file:
             lines.append(f"launch key file {created.key_file}")
 
-        commands = []
-        if created.instance_id:
-            commands.append(
-                f"aws ec2 terminate-instances --region {region} "
-                f"--instance-ids {created.instance_id}"
-            )
-        if created.group_id:
-            commands.append(
-                f"aws ec2 delete-security-group --region {region} "
-                f"--group-id {created.group_id}"
-            )
-        if created.key_pair:
-            commands.append(
-                f"aws ec2 delete-key-pair --region {region} --key-name {created.key_pair}"
-            )
         lines.append(
             f"clean up: pytest --ami-cleanup --ami-region={region} "
             f"(once they expire, {cleanup.LIFETIME} after launch), or now:"
         )
+        commands = resources.removal_commands(self._resources(), created)
         lines.extend(f"  {command}" for command in commands)
         if created.ssh_config is not None:
             created.ssh_config.unlink(missing_ok=True)

@@ -31,33 +31,48 @@ logger = logging.getLogger(__name__)
 ADMIN_USER = "Administrator"
 
 
-def log_in(
+def wait_for_password(
     label: str,
     *,
     ec2: Any,
     region: str,
     instance_id: str,
-    address: tuple[str, int],
     key: LaunchKey,
     settings: Settings,
     progress: Progress,
     delay: float,
-) -> Any:
-    """Return a testinfra host logged in as Administrator on the instance.
+) -> passwords.Password:
+    """Wait for the administrator password EC2 publishes and decrypt it.
 
+    Asked before the WinRM port is waited for: the launch agent publishes the
+    password minutes into the first boot, and WinRM answers only after that.
     Raises :class:`TargetError` naming ``label`` when no password is published
-    within the boot timeout, when it cannot be decrypted, or when WinRM does not
-    take it within the login (``--ami-ssh-timeout``) timeout.
+    within the boot timeout or when it cannot be decrypted.
     """
     progress(f"{label}: waiting for the administrator password of {instance_id}")
     try:
         data = passwords.wait_for_password_data(
             ec2, instance_id, settings.boot_timeout, delay, region
         )
-        password = passwords.decrypt_password(data, key.path, instance_id)
+        return passwords.decrypt_password(data, key.path, instance_id)
     except CloudError as error:
         raise TargetError(label, str(error)) from error
 
+
+def log_in(
+    label: str,
+    *,
+    address: tuple[str, int],
+    password: passwords.Password,
+    settings: Settings,
+    progress: Progress,
+    delay: float,
+) -> Any:
+    """Return a testinfra host logged in as Administrator on the instance.
+
+    Raises :class:`TargetError` naming ``label`` when WinRM does not take the
+    password within the login (``--ami-ssh-timeout``) timeout.
+    """
     host_name, port = address
     where = f"{host_name}:{port}"
     progress(f"{label}: logging in to {where} over WinRM as {ADMIN_USER}")

@@ -8,8 +8,10 @@ pinned here for the whole session.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +28,51 @@ from tests.support.moto import REGION, moto_server, reset
 AMAZON_LINUX_AMI = "ami-04e486878a41da19c"
 # A documentation address: the ingress range is only ever written into moto.
 TEST_CIDR = "203.0.113.7/32"
+
+
+def _is_loopback(address: Any) -> bool:
+    """Whether a socket address stays on this machine (Unix sockets always do)."""
+    if not isinstance(address, tuple):
+        return True
+    host = str(address[0])
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        # A name that is not localhost would be resolved and reached elsewhere.
+        return False
+
+
+@pytest.fixture(autouse=True)
+def offsite_connections(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Fail the test on any connect to an address off this machine.
+
+    moto invents public and private addresses that belong to nobody; the
+    tests must route every connection to loopback, and must never reach AWS.
+    The failure is raised (not as an OSError, which retry loops swallow) and
+    recorded, so a caught one still fails the test at teardown.
+    """
+    refused: list[str] = []
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guard(address: Any) -> None:
+        if not _is_loopback(address):
+            refused.append(repr(address))
+            pytest.fail(f"a test connected off this machine, to {address!r}")
+
+    def connect(self: socket.socket, address: Any) -> None:
+        guard(address)
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        guard(address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    yield refused
+    assert not refused, f"connections off this machine were tried: {refused}"
 
 
 @pytest.fixture(scope="session")

@@ -336,3 +336,77 @@ def test_the_coverage_filter_has_no_ami_field_so_records_are_matched_by_ami_id()
     None
 ):
     assert "amiId" not in str(inspector.coverage_filter())
+
+
+def scanned_with(*findings: dict[str, Any], threshold: str = "HIGH") -> Any:
+    """The Inspector result of one scanned instance with ``findings``."""
+    return {
+        "inspector": {
+            "status": "ok",
+            "image_id": AMI,
+            "threshold": threshold,
+            "coverage": [
+                {
+                    "resource_id": "i-0123456789abcdef0",
+                    "status": "ACTIVE",
+                    "reason": "SUCCESSFUL",
+                    "last_scanned_at": None,
+                }
+            ],
+            "findings": [inspector._finding_record(f) for f in findings],
+        }
+    }
+
+
+def test_an_untriaged_finding_leaves_the_verdict_undecided_not_passed() -> None:
+    outcome = judged(scanned_with(finding(1, "UNTRIAGED"), finding(2, "LOW")))
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "1 active Inspector finding(s) are UNTRIAGED" in outcome.reason
+    assert "whether they reach HIGH is unknown" in outcome.reason
+    assert outcome.findings == ("UNTRIAGED CVE-2024-0001",)
+
+
+def test_an_untriaged_finding_fails_at_the_lowest_threshold() -> None:
+    outcome = judged(scanned_with(finding(1, "UNTRIAGED"), threshold="INFORMATIONAL"))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.findings == ("UNTRIAGED CVE-2024-0001",)
+
+
+def test_a_blocking_finding_fails_even_beside_an_untriaged_one() -> None:
+    outcome = judged(scanned_with(finding(1, "UNTRIAGED"), finding(2, "CRITICAL")))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.findings == ("CRITICAL CVE-2024-0002",)
+
+
+class LateClock(FakeClock):
+    """A clock whose every reading after the first is long past any deadline."""
+
+    def __call__(self) -> float:
+        reading = self.now
+        self.now += 1000.0
+        return reading
+
+
+def test_paging_stops_at_the_deadline_with_an_error(
+    stubbed: tuple[Any, Stubber],
+) -> None:
+    client, stubber = stubbed
+    stubber.add_response(
+        "list_coverage",
+        {
+            "coveredResources": [covered("i-0aaaaaaaaaaaaaaaa", OTHER_AMI)],
+            "nextToken": "page-2",
+        },
+        COVERAGE_REQUEST,
+    )
+
+    outcome = judged(gather(client, LateClock()))
+
+    # No second page was asked for (the stubber would have failed the call).
+    assert outcome.verdict is Verdict.ERROR
+    assert "ListCoverage in us-east-1 still had more results after 1 page(s)" in (
+        outcome.reason
+    )

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+import socket
 import stat
 from pathlib import Path
+from typing import Any
 
+import boto3
 import botocore.exceptions
 import pytest
+from botocore.stub import Stubber
 
 from pytest_amipolicy.aws import images, instances, keys, network
 from pytest_amipolicy.aws.session import cloud_error
+from pytest_amipolicy.errors import CloudError
 
 
 @pytest.mark.parametrize(
@@ -135,3 +140,133 @@ def test_a_denied_call_names_its_iam_action() -> None:
     )
 
     assert "ec2:RunInstances" in str(cloud_error(denied, "RunInstances", "eu-west-1"))
+
+
+DENIED_MESSAGE = (
+    "You are not authorized to perform this operation. User: "
+    "arn:aws:iam::123456789012:user/seller is not authorized to perform: "
+    "ec2:DescribeInstances because no identity-based policy allows the action"
+)
+
+
+def stubbed_ec2() -> tuple[Any, Stubber]:
+    client = boto3.client(
+        "ec2",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return client, Stubber(client)
+
+
+def described(state: str, reason: dict[str, str] | None = None) -> dict[str, Any]:
+    instance: dict[str, Any] = {"InstanceId": "i-0abc", "State": {"Name": state}}
+    if reason:
+        instance["StateReason"] = reason
+    return {"Reservations": [{"Instances": [instance]}]}
+
+
+def test_a_refused_describe_while_waiting_names_the_action_not_the_timeout() -> None:
+    client, stubber = stubbed_ec2()
+    stubber.add_client_error(
+        "describe_instances", "UnauthorizedOperation", DENIED_MESSAGE
+    )
+
+    with stubber, pytest.raises(CloudError) as caught:
+        instances.wait_running(client, "i-0abc", 30.0, 0.05, "us-east-1")
+
+    message = str(caught.value)
+    assert "the IAM permission ec2:DescribeInstances" in message
+    assert "user/seller is not authorized to perform" in message
+    assert "--ami-boot-timeout" not in message
+
+
+def test_an_instance_that_ends_right_after_launch_says_so_with_ec2s_reason() -> None:
+    client, stubber = stubbed_ec2()
+    stubber.add_response(
+        "describe_instances",
+        described(
+            "terminated",
+            {
+                "Code": "Client.InternalError",
+                "Message": "Client.InternalError: Client error on launch",
+            },
+        ),
+    )
+    stubber.add_response(
+        "get_console_output",
+        {"InstanceId": "i-0abc", "Output": base64.b64encode(b"kernel panic").decode()},
+        {"InstanceId": "i-0abc", "Latest": True},
+    )
+
+    with stubber, pytest.raises(CloudError) as caught:
+        instances.wait_running(client, "i-0abc", 30.0, 0.05, "us-east-1")
+
+    message = str(caught.value)
+    assert message.startswith(
+        "i-0abc stopped right after launch (state terminated, EC2's reason: "
+        "Client.InternalError: Client error on launch)"
+    )
+    assert message.endswith("\nkernel panic")
+    assert "--ami-boot-timeout" not in message
+
+
+def test_a_refused_describe_after_terminating_names_the_action() -> None:
+    client, stubber = stubbed_ec2()
+    stubber.add_response("terminate_instances", {}, {"InstanceIds": ["i-0abc"]})
+    stubber.add_client_error(
+        "describe_instances", "UnauthorizedOperation", DENIED_MESSAGE
+    )
+
+    with stubber, pytest.raises(CloudError) as caught:
+        instances.terminate(client, "i-0abc", 30.0, 0.05, "us-east-1")
+
+    message = str(caught.value)
+    assert message.startswith("i-0abc was asked to terminate, but whether it did")
+    assert "ec2:DescribeInstances" in message
+    assert "is not terminated after" not in message
+
+
+def test_a_denied_call_keeps_awss_own_message() -> None:
+    denied = botocore.exceptions.ClientError(
+        {"Error": {"Code": "UnauthorizedOperation", "Message": DENIED_MESSAGE}},
+        "DescribeInstances",
+    )
+
+    message = str(cloud_error(denied, "DescribeInstances", "us-east-1"))
+
+    assert "user/seller is not authorized to perform: ec2:DescribeInstances" in message
+    assert "lack the IAM permission ec2:DescribeInstances" in message
+
+
+def test_auth_failure_is_about_the_credentials_not_a_permission() -> None:
+    rejected = botocore.exceptions.ClientError(
+        {
+            "Error": {
+                "Code": "AuthFailure",
+                "Message": "AWS was not able to validate the provided access "
+                "credentials",
+            }
+        },
+        "DescribeImages",
+    )
+
+    message = str(cloud_error(rejected, "DescribeImages", "us-east-1"))
+
+    assert "did not accept the credentials (AuthFailure: AWS was not able" in message
+    assert "aws sts get-caller-identity" in message
+    assert "IAM permission" not in message
+
+
+@pytest.mark.parametrize("address", ["198.51.100.4", "2001:db8::1", "example.com"])
+def test_no_test_can_connect_off_this_machine(
+    address: str, offsite_connections: list[str]
+) -> None:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+
+    with socket.socket(family) as probe, pytest.raises(pytest.fail.Exception):
+        probe.connect((address, 22))
+
+    assert offsite_connections == [repr((address, 22))]
+    # Seen; the guard would otherwise fail this test too at teardown.
+    offsite_connections.clear()

@@ -6,10 +6,13 @@ holds the imported launch key; moto's invented addresses are never contacted.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import datetime
 import socket
 import stat
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import boto3
@@ -19,6 +22,8 @@ from botocore.stub import Stubber
 from pytest_amipolicy.aws import cleanup, instances, keys, network
 from pytest_amipolicy.aws.session import make_session
 from pytest_amipolicy.errors import CloudError, TargetError
+from pytest_amipolicy.runtime import TargetRun
+from pytest_amipolicy.session import AmiPolicySession
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.targets import ssh
 from tests.functional.conftest import AMAZON_LINUX_AMI, REGION, TEST_CIDR
@@ -158,7 +163,7 @@ def test_no_region_anywhere_names_the_option_and_the_variable(
 def test_no_default_vpc_and_no_subnet_asks_for_a_subnet(
     make_target: Any, ec2: Any
 ) -> None:
-    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])
     vpc_id = vpc["Vpcs"][0]["VpcId"]
     subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])
     for subnet in subnets["Subnets"]:
@@ -260,8 +265,11 @@ def test_every_login_user_refused_lists_the_users_tried(
         RHEL_AMI, settings=settings, resolve_address=lambda i: ("127.0.0.1", sshd.port)
     )
 
-    with pytest.raises(TargetError, match="tried ec2-user, cloud-user"):
+    with pytest.raises(TargetError, match="tried ec2-user, cloud-user") as caught:
         target.open(quiet)
+
+    # Whether cloud-init installed the key, and for whom, shows in the console.
+    assert "Linux version" in caught.value.console
 
 
 def test_ssh_never_answering_attaches_the_console_output(
@@ -332,11 +340,22 @@ def _instead(module: Any, name: str, fault: type[BaseException]) -> Callable[...
     return wrapped
 
 
-# Each fault strikes right after a resource was created and recorded: in the
-# next call the target makes, or in its progress line for the launch.
+# Each fault strikes right after a resource was created: in the next call the
+# target makes, in its progress line for the launch, or inside the creating
+# call itself, after AWS made the resource but before its id came back.
 STEPS = {
     "after key import": (keys, "import_key_pair", _after),
+    "inside CreateSecurityGroup, before the id is recorded": (
+        network,
+        "create_security_group",
+        _after,
+    ),
     "after group creation": (network, "allow_admin_ports", _instead),
+    "inside RunInstances, before the id is recorded": (
+        instances,
+        "run_instance",
+        _after,
+    ),
     "after launch": (None, "launched", None),
     "while waiting for running": (instances, "wait_running", _instead),
     "while waiting for the port": (instances, "wait_for_port", _instead),
@@ -414,3 +433,262 @@ def test_settings_are_not_changed_by_a_run(
     make_target(resolve_address=boot_into(sshd)).open(quiet)
 
     assert dataclasses.asdict(settings) == before
+
+
+def test_a_failed_launch_is_not_tried_again_and_its_key_file_is_removed(
+    make_target: Any,
+    ec2: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    pytestconfig: pytest.Config,
+) -> None:
+    monkeypatch.setattr(
+        network,
+        "allow_admin_ports",
+        _instead(network, "allow_admin_ports", RuntimeError),
+    )
+    target = make_target()
+    run = TargetRun(target, target.settings, pytestconfig)
+
+    with pytest.raises(TargetError, match="opening the target failed: RuntimeError"):
+        run.machine_facts(quiet)
+    with pytest.raises(TargetError, match="opening the target failed"):
+        run.machine_facts(quiet)
+    with pytest.raises(TargetError, match="not launched again"):
+        target.open(quiet)
+
+    assert len(ec2.describe_key_pairs()["KeyPairs"]) == 1
+    run.close(quiet)
+    assert run_resources(ec2) == NOTHING
+    assert list(Path(tempfile.gettempdir()).glob(f"{target.name}-*")) == []
+
+
+def test_a_failed_termination_keeps_the_group_and_says_how_to_remove_both(
+    make_target: Any,
+    ec2: Any,
+    sshd: FakeSshServer,
+    boot_into: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = make_target(resolve_address=boot_into(sshd))
+    target.open(quiet)
+    instance_id, group_id = target.created.instance_id, target.created.group_id
+    real_terminate = instances.terminate
+    group_deletions: list[str] = []
+
+    def refused(*args: Any, **kwargs: Any) -> bool:
+        raise CloudError("TerminateInstances was refused in us-east-1")
+
+    def record_deletion(client: Any, group: str, *args: Any, **kwargs: Any) -> bool:
+        group_deletions.append(group)
+        return True
+
+    monkeypatch.setattr(instances, "terminate", refused)
+    monkeypatch.setattr(network, "delete_security_group", record_deletion)
+
+    with pytest.raises(TargetError) as caught:
+        target.close(quiet)
+
+    message = str(caught.value)
+    assert group_deletions == []
+    assert f"security group {group_id} kept: instance {instance_id}" in message
+    assert (
+        f"`aws ec2 terminate-instances --region {REGION} --instance-ids {instance_id}`"
+        in message
+    )
+    assert (
+        f"`aws ec2 delete-security-group --region {REGION} --group-id {group_id}`"
+        in message
+    )
+    assert "\n" not in message
+    assert target.leftovers()
+
+    monkeypatch.setattr(instances, "terminate", real_terminate)
+    monkeypatch.undo()
+    target.close(quiet)
+    assert run_resources(ec2) == NOTHING
+    assert target.leftovers() == []
+
+
+def test_an_interrupted_teardown_is_not_marked_closed_so_it_is_retried(
+    make_target: Any,
+    ec2: Any,
+    sshd: FakeSshServer,
+    boot_into: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    pytestconfig: pytest.Config,
+) -> None:
+    target = make_target(resolve_address=boot_into(sshd))
+    target.open(quiet)
+    run = TargetRun(target, target.settings, pytestconfig)
+    monkeypatch.setattr(
+        instances, "terminate", _instead(instances, "terminate", KeyboardInterrupt)
+    )
+
+    with pytest.raises(KeyboardInterrupt):
+        run.close(quiet)
+
+    assert run.closing and not run.closed
+    monkeypatch.undo()
+    run.close(quiet)
+    assert run.closed
+    assert run_resources(ec2) == NOTHING
+
+
+def test_teardown_asks_to_terminate_every_instance_before_waiting_for_any(
+    make_target: Any,
+    ec2: Any,
+    sshd: FakeSshServer,
+    boot_into: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    pytestconfig: pytest.Config,
+) -> None:
+    targets = [
+        make_target(ami, resolve_address=boot_into(sshd))
+        for ami in (AMAZON_LINUX_AMI, RHEL_AMI)
+    ]
+    launched = [target.open(quiet).details["instance_id"] for target in targets]
+    session = AmiPolicySession(pytestconfig, targets[0].settings, targets)
+    session.progress = quiet  # type: ignore[method-assign]
+    calls: list[tuple[str, str]] = []
+    real_request, real_terminate = instances.request_termination, instances.terminate
+
+    def request(client: Any, ids: list[str], region: str) -> None:
+        calls.extend(("request", instance_id) for instance_id in ids)
+        real_request(client, ids, region)
+
+    def terminate(client: Any, instance_id: str, *args: Any, **kwargs: Any) -> bool:
+        calls.append(("wait", instance_id))
+        return real_terminate(client, instance_id, *args, **kwargs)
+
+    monkeypatch.setattr(instances, "request_termination", request)
+    monkeypatch.setattr(instances, "terminate", terminate)
+
+    session.close_all()
+
+    # Asked once each, then only waited for.
+    assert calls == [
+        ("request", launched[0]),
+        ("request", launched[1]),
+        ("wait", launched[0]),
+        ("wait", launched[1]),
+    ]
+    assert run_resources(ec2) == NOTHING
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "message"),
+    [
+        (
+            "t9.nano",
+            "instance type 't9.nano' does not exist in us-east-1: pass "
+            "--ami-instance-type with a type offered there, such as t3.micro",
+        ),
+        (
+            "t4g.micro",
+            "instance type t4g.micro runs arm64 but the AMI is x86_64: pass "
+            "--ami-instance-type with an x86_64 type, such as t3.micro",
+        ),
+    ],
+)
+def test_a_wrong_instance_type_is_refused_before_anything_is_created(
+    make_target: Any, ec2: Any, instance_type: str, message: str
+) -> None:
+    settings = Settings(
+        ingress_cidr=TEST_CIDR,
+        boot_timeout=2.0,
+        ssh_timeout=2.0,
+        instance_type=instance_type,
+    )
+    target = make_target(settings=settings)
+
+    with pytest.raises(CloudError) as caught:
+        target.open(quiet)
+
+    assert str(caught.value) == message
+    assert run_resources(ec2) == NOTHING
+    assert target.created.empty()
+
+
+def test_a_refused_instance_type_lookup_only_skips_the_check() -> None:
+    client = boto3.client("ec2", region_name=REGION)
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            "describe_instance_types",
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+            expected_params={"InstanceTypes": ["m7i.large"]},
+        )
+
+        instances.check_instance_type(
+            client, "m7i.large", "x86_64", REGION, default="t3.micro"
+        )
+
+
+def test_a_refused_zone_lookup_lets_ec2_choose_the_subnet() -> None:
+    client = boto3.client("ec2", region_name=REGION)
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "describe_subnets",
+            {"Subnets": [{"SubnetId": "subnet-1", "AvailabilityZone": "us-east-1a"}]},
+        )
+        stubber.add_client_error(
+            "describe_instance_type_offerings",
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        )
+
+        subnet = network.pick_subnet(client, "vpc-1", "t3.micro", REGION)
+
+    assert subnet is None
+
+
+def test_the_default_vpc_is_asked_for_with_the_documented_filter_name() -> None:
+    client = boto3.client("ec2", region_name=REGION)
+    with Stubber(client) as stubber:
+        stubber.add_response(
+            "describe_vpcs",
+            {"Vpcs": [{"VpcId": "vpc-1", "CidrBlock": "172.31.0.0/16"}]},
+            {"Filters": [{"Name": "is-default", "Values": ["true"]}]},
+        )
+
+        assert network.find_vpc(client, None, REGION) == ("vpc-1", None)
+
+
+def test_private_connect_admits_the_vpcs_range_when_no_range_is_given(
+    make_target: Any, ec2: Any, sshd: FakeSshServer, boot_into: Any
+) -> None:
+    settings = Settings(boot_timeout=2.0, ssh_timeout=2.0, connect="private")
+    target = make_target(settings=settings, resolve_address=boot_into(sshd))
+    lines: list[str] = []
+
+    target.open(lines.append)
+
+    group = ec2.describe_security_groups(GroupIds=[target.created.group_id])
+    rules = group["SecurityGroups"][0]["IpPermissions"]
+    assert [ip["CidrIp"] for ip in rules[0]["IpRanges"]] == ["172.31.0.0/16"]
+    assert any(
+        "for 172.31.0.0/16 (the range of vpc-" in line
+        and "--ami-connect=private" in line
+        for line in lines
+    )
+
+
+def test_the_latest_console_output_is_asked_for_then_the_snapshot_if_refused() -> None:
+    client = boto3.client("ec2", region_name=REGION)
+    boot_log = base64.b64encode(b"cloud-init: ssh keys installed\n").decode()
+    with Stubber(client) as stubber:
+        stubber.add_client_error(
+            "get_console_output",
+            "UnsupportedOperation",
+            "Latest is only supported on Nitro instances.",
+            expected_params={"InstanceId": "i-0abc", "Latest": True},
+        )
+        stubber.add_response(
+            "get_console_output",
+            {"InstanceId": "i-0abc", "Output": boot_log},
+            {"InstanceId": "i-0abc"},
+        )
+
+        tail = instances.console_tail(client, "i-0abc", REGION)
+
+    assert tail == "cloud-init: ssh keys installed"

@@ -517,3 +517,45 @@ def test_a_rejected_password_is_not_retried() -> None:
         ec2_windows._check_login("ami-0abc", host, "127.0.0.1:5986", 5.0, 0.01)
 
     assert host.calls == 1
+
+
+def test_the_password_is_waited_for_before_the_winrm_port(
+    launch_windows: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_amipolicy.aws import instances
+
+    steps: list[str] = []
+    real_password, real_port = passwords.wait_for_password_data, instances.wait_for_port
+
+    def password_data(*args: Any) -> str:
+        steps.append("password")
+        return real_password(*args)
+
+    def port(*args: Any) -> str | None:
+        steps.append("port")
+        return real_port(*args)
+
+    monkeypatch.setattr(passwords, "wait_for_password_data", password_data)
+    monkeypatch.setattr(instances, "wait_for_port", port)
+    target = launch_windows()
+
+    target.open(quiet)
+
+    assert steps == ["password", "port"]
+
+
+def test_the_windows_launch_key_is_a_traditional_pem_of_a_documented_size() -> None:
+    import paramiko
+
+    key = keys.make_launch_key("windows", "amipolicy-test")
+
+    text = key.path.read_text(encoding="ascii")
+    loaded = serialization.load_pem_private_key(text.encode("ascii"), None)
+    assert text.startswith("-----BEGIN RSA PRIVATE KEY-----\n")
+    assert isinstance(loaded, rsa.RSAPrivateKey)
+    # ImportKeyPair documents RSA keys of 1024, 2048 and 4096 bits.
+    assert loaded.key_size in (1024, 2048, 4096)
+    assert paramiko.RSAKey.from_private_key_file(str(key.path)).get_bits() == (
+        loaded.key_size
+    )
+    key.path.unlink()
