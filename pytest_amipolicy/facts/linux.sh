@@ -455,62 +455,139 @@ fscrypt_facts() {
 
 # ---------------------------------------------------------------- slow facts
 
-check_updates() {
-    if have apt-get; then
-        echo "manager: apt"
-        _lists=/var/lib/apt/lists
-        _stale=$(find "$_lists" -maxdepth 1 -name '*Packages*' -mmin -720 2>/dev/null | head -n 1)
-        if [ -z "$_stale" ]; then
-            if is_root; then
-                apt-get update -qq >"$tmpd/refresh" 2>&1
-                _r=$?
-                echo "refresh: apt-get update (status $_r)"
-                sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
-                [ $_r = 0 ] || return $_r
-                # apt-get update exits 0 when a mirror cannot be reached and
-                # keeps the old lists: they cannot show what is pending now.
-                if grep -qE '^(W|E): (Failed to fetch|Some index files failed)' "$tmpd/refresh"; then
-                    echo "refresh: failed, some package lists could not be fetched and are older than 12 hours"
-                    return 100
-                fi
-            else
-                echo "refresh: skipped, not root; package lists may be stale"
+# apt-get -s lists what dist-upgrade would install, each package at its
+# candidate version. A security fix that a later -updates version superseded
+# is not shown, yet the installed version lacks it all the same: apt-cache
+# policy lists every version between the installed one and the candidate,
+# with the suites that offer it ("between: PKG INSTALLED CANDIDATE VERSION
+# URL SUITE").
+apt_between() {
+    _pkgs=$(awk '$1 == "Inst" { print $2 }' "$tmpd/simulate" | sort -u)
+    [ -n "$_pkgs" ] || return 0
+    # shellcheck disable=SC2086
+    apt-cache policy $_pkgs 2>/dev/null | awk '
+        /^[^ ]/ { pkg = $0; sub(/:$/, "", pkg); table = 0; next }
+        /^  Installed:/ { installed = $2; next }
+        /^  Candidate:/ { candidate = $2; next }
+        /^  Version table:/ { table = 1; seen = 0; between = 0; next }
+        !table { next }
+        # the table runs from the newest version down; below the installed
+        # one nothing is pending
+        /^ \*\*\* / { table = 0; next }
+        /^     [^ ]/ {
+            version = $1
+            if (version == installed) table = 0
+            else if (version == candidate) seen = 1
+            else between = seen
+            next
+        }
+        /^        [^ ]/ && between && installed != "(none)" && $2 != "/var/lib/dpkg/status" {
+            print "between: " pkg " " installed " " candidate " " version " " $2 " " $3
+        }
+    '
+}
+
+apt_updates() {
+    echo "manager: apt"
+    _lists=/var/lib/apt/lists
+    _stale=$(find "$_lists" -maxdepth 1 -name '*Packages*' -mmin -720 2>/dev/null | head -n 1)
+    if [ -z "$_stale" ]; then
+        if is_root; then
+            apt-get update -qq >"$tmpd/refresh" 2>&1
+            _r=$?
+            echo "refresh: apt-get update (status $_r)"
+            sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
+            [ $_r = 0 ] || return $_r
+            # apt-get update exits 0 when a mirror cannot be reached and
+            # keeps the old lists: they cannot show what is pending now.
+            if grep -qE '^(W|E): (Failed to fetch|Some index files failed)' "$tmpd/refresh"; then
+                echo "refresh: failed, some package lists could not be fetched and are older than 12 hours"
+                return 100
             fi
         else
-            echo "refresh: package lists are less than 12 hours old"
+            echo "refresh: skipped, not root; package lists may be stale"
         fi
-        apt-cache policy 2>/dev/null | awk '/^ *[0-9-]+ [a-z]+:\/\// { print "repo: " $2 " " $3 }' | sort -u
-        echo "command: apt-get -s -o Debug::NoLocking=1 dist-upgrade"
-        apt-get -s -o Debug::NoLocking=1 dist-upgrade >"$tmpd/simulate" 2>&1
-        _r=$?
-        grep -E '^(Inst |E: |W: )' "$tmpd/simulate"
-        # a broken dpkg state or unmet dependencies list nothing to install
-        [ $_r = 0 ] || echo "apt-get: simulation failed (status $_r)"
-        return $_r
-    elif have dnf || have yum; then
-        _pm=dnf
-        have dnf || _pm=yum
-        echo "manager: $_pm"
-        $_pm -q repolist 2>&1 | sed 's/^/repo: /'
-        echo "command: $_pm -q updateinfo list security"
-        $_pm -q updateinfo list security 2>&1
-        return $?
-    elif have zypper; then
-        echo "manager: zypper"
-        zypper --non-interactive --quiet refresh >"$tmpd/refresh" 2>&1
-        _r=$?
-        echo "refresh: zypper refresh (status $_r)"
-        if [ $_r != 0 ]; then
-            sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
-            return $_r
-        fi
-        zypper --non-interactive lr -u 2>&1 | sed 's/^/repo: /'
-        echo "command: zypper --non-interactive list-patches --category security"
-        zypper --non-interactive list-patches --category security 2>&1
-        return $?
+    else
+        echo "refresh: package lists are less than 12 hours old"
     fi
-    echo "manager: none found (apt, dnf, yum, zypper)"
-    return 127
+    apt-cache policy 2>/dev/null | awk '/^ *[0-9-]+ [a-z]+:\/\// { print "repo: " $2 " " $3 }' | sort -u
+    echo "command: apt-get -s -o Debug::NoLocking=1 dist-upgrade"
+    apt-get -s -o Debug::NoLocking=1 dist-upgrade >"$tmpd/simulate" 2>&1
+    _r=$?
+    grep -E '^(Inst |E: |W: )' "$tmpd/simulate"
+    # a broken dpkg state or unmet dependencies list nothing to install
+    if [ $_r != 0 ]; then
+        echo "apt-get: simulation failed (status $_r)"
+        return $_r
+    fi
+    echo "command: apt-cache policy PACKAGE... (versions between installed and candidate)"
+    apt_between
+}
+
+os_release_file=/etc/os-release
+
+is_amazon_linux_2023() {
+    grep -qE '^ID="?amzn"?$' "$os_release_file" 2>/dev/null &&
+        grep -qE '^VERSION_ID="?2023' "$os_release_file" 2>/dev/null
+}
+
+dnf_updates() {
+    _pm=dnf
+    have dnf || _pm=yum
+    echo "manager: $_pm"
+    # stdout holds the table of enabled repositories; stderr the notes of
+    # plugins such as "This system is not registered ..."
+    $_pm -q repolist >"$tmpd/repos" 2>"$tmpd/repos-err"
+    sed 's/^/repo: /' "$tmpd/repos"
+    sed 's/^/repo-note: /' "$tmpd/repos-err"
+    echo "command: $_pm -q updateinfo list security"
+    $_pm -q updateinfo list security >"$tmpd/advisories" 2>&1
+    _r=$?
+    cat "$tmpd/advisories"
+    [ $_r = 0 ] || return $_r
+    is_amazon_linux_2023 || return 0
+
+    # Each Amazon Linux 2023 install stays on the release it was built from,
+    # and its repository is frozen at that release: fixes published in later
+    # releases are seen only in the latest release's repository.
+    echo "release: $(rpm -q --qf '%{VERSION}' system-release 2>/dev/null) (Amazon Linux 2023 stays on it); later releases are consulted with --releasever=latest"
+    $_pm -q --releasever=latest repolist >"$tmpd/repos" 2>&1
+    _r=$?
+    sed 's/^/repo-latest: /' "$tmpd/repos"
+    [ $_r = 0 ] || return $_r
+    echo "command: $_pm -q --releasever=latest updateinfo list security"
+    $_pm -q --releasever=latest updateinfo list security >"$tmpd/advisories" 2>&1
+    _r=$?
+    sed 's/^/latest: /' "$tmpd/advisories"
+    return $_r
+}
+
+zypper_updates() {
+    echo "manager: zypper"
+    # listed first: a refresh that fails for want of any repository says so
+    zypper --non-interactive lr -u 2>&1 | sed 's/^/repo: /'
+    zypper --non-interactive --quiet refresh >"$tmpd/refresh" 2>&1
+    _r=$?
+    echo "refresh: zypper refresh (status $_r)"
+    if [ $_r != 0 ]; then
+        sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
+        return $_r
+    fi
+    echo "command: zypper --non-interactive list-patches --category security"
+    zypper --non-interactive list-patches --category security 2>&1
+}
+
+check_updates() {
+    if have apt-get; then
+        apt_updates
+    elif have dnf || have yum; then
+        dnf_updates
+    elif have zypper; then
+        zypper_updates
+    else
+        echo "manager: none found (apt, dnf, yum, zypper)"
+        return 127
+    fi
 }
 
 has_default_route() {
