@@ -24,11 +24,19 @@ Sections of the fast script:
 ``redhat-release``, ``lsb-release``, ``uname``   OS identification
 ``sshd-root``, ``sshd-login``, ``sshd-user``  ``sshd -T -C user=...,host=
                               scanner.invalid,addr=203.0.113.10`` for root, the
-                              login user and an ordinary user
+                              login user and an ordinary user (with ``lport``
+                              and ``laddr`` when a Match line asks about them)
+``sshd-contexts``             ``@@no-match@@`` when the configuration has no
+                              Match line; else, for every account sshd could
+                              let in (and every port and local address, when
+                              Match asks), ``@@context user=U [lport=P
+                              laddr=A]@@`` and the password and key keywords
+                              of sshd -T, or ``@@context-failed STATUS@@``
 ``sshd-config``               sshd_config and every file it includes, each
                               after ``@@file PATH@@``
-``user-groups``               ``USER:GROUPS`` of root and the login user, for
-                              Match Group in the evidence
+``user-groups``               ``USER:GROUPS`` of root, the login user and (with
+                              Match lines) every account, for Match Group in
+                              the evidence
 ``cloud-init``                ``ssh_pwauth`` lines of cloud.cfg(.d), ``grep -n``
 ``passwd``                    /etc/passwd with field 2 reduced to a class
 ``shadow``                    ``user:class`` of /etc/shadow (never a hash)
@@ -36,7 +44,10 @@ Sections of the fast script:
                               shell=0|1 home=0|1@@``, ``@@akf PATTERNS@@``,
                               then ``@@keyfile PATH@@`` and ``grep -n`` lines,
                               or ``@@keyfile-unreadable PATH@@``; first
-                              ``@@akf-default@@`` if sshd -T said nothing
+                              ``@@akf-default@@`` if sshd -T said nothing;
+                              last, each TrustedUserCAKeys file: ``@@user-ca
+                              PATH@@`` and its lines, or ``@@user-ca-missing
+                              PATH@@``, ``@@user-ca-unreadable PATH@@``
 ``host-keys``                 ``hostkey MTIME BIRTH PATH``, ``now``, ``btime``,
                               ``clk_tck``, ``pid1_start_ticks``
 ``secrets``                   ``kind TAB path TAB line TAB fingerprint TAB id``
@@ -267,8 +278,78 @@ def shadow_classes(shadow: Section) -> dict[str, str]:
 
 def sshd_settings(section: Section) -> dict[str, list[str]]:
     """Read ``sshd -T`` output into keyword -> values (repeatable keywords)."""
-    result: dict[str, list[str]] = {}
+    return _settings(section.output.splitlines())
+
+
+@dataclass(frozen=True)
+class SshdContext:
+    """One ``sshd -T -C`` evaluation of the ``sshd-contexts`` section."""
+
+    user: str
+    local_port: int | None
+    local_address: str | None
+    settings: dict[str, list[str]]
+    # sshd -T's exit status and last words when it failed, else 0 and "".
+    status: int = 0
+    error: str = ""
+
+    def describe(self) -> str:
+        where = f"user {self.user}"
+        if self.local_port is not None:
+            where += f" on local port {self.local_port}"
+        if self.local_address:
+            where += f" at {self.local_address}"
+        return where
+
+
+def sshd_contexts(section: Section) -> list[SshdContext] | None:
+    """Read the ``sshd-contexts`` section; None when sshd saw no Match line."""
+    if markers(section, "no-match"):
+        return None
+
+    contexts: list[SshdContext] = []
+    current: dict[str, str] | None = None
+    lines: list[str] = []
+
+    def close() -> None:
+        if current is None:
+            return
+        failed = next((m for m in map(_FAILED.match, lines) if m), None)
+        port = current.get("lport", "")
+        contexts.append(
+            SshdContext(
+                user=current.get("user", ""),
+                local_port=int(port) if port.isdigit() else None,
+                local_address=current.get("laddr") or None,
+                settings=_settings(lines),
+                status=int(failed[1]) if failed else 0,
+                error="\n".join(ln for ln in lines if not _FAILED.match(ln))
+                if failed
+                else "",
+            )
+        )
+
     for line in section.output.splitlines():
+        opening = _CONTEXT.match(line)
+        if opening:
+            close()
+            current = dict(
+                word.split("=", 1) for word in opening[1].split() if "=" in word
+            )
+            lines = []
+        else:
+            lines.append(line)
+    close()
+    return contexts
+
+
+_CONTEXT = re.compile(r"^@@context (.*)@@$")
+_FAILED = re.compile(r"^@@context-failed (\d+)@@$")
+
+
+def _settings(lines: Iterable[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for line in lines:
         keyword, _, value = line.strip().partition(" ")
         if keyword and keyword.islower() and keyword.isalnum():
             result.setdefault(keyword, []).append(value.strip())

@@ -88,27 +88,104 @@ dump() {
 sshd_bin=$(command -v sshd 2>/dev/null || { [ -x /usr/sbin/sshd ] && echo /usr/sbin/sshd; })
 sshd_extra=""
 scan_ctx="host=scanner.invalid,addr=203.0.113.10"
+# Set by prepare_sshd: whether any Match line exists, and whether one asks
+# about the local side of the connection (LocalPort, LocalAddress), which
+# sshd -T cannot evaluate without lport and laddr in -C.
+sshd_matches=0
+sshd_local=""
+sshd_ports=22
+sshd_addrs=0.0.0.0
+# What the per-account evaluations keep of sshd -T's output.
+context_keywords='passwordauthentication|kbdinteractiveauthentication|challengeresponseauthentication|usepam|permitemptypasswords|authenticationmethods|permitrootlogin|pubkeyauthentication|authorizedkeysfile|authorizedkeyscommand|authorizedkeyscommanduser|authorizedprincipalsfile|authorizedprincipalscommand|trustedusercakeys'
+
+# The machine's own addresses: where a scanner's connection arrives.
+machine_addrs() {
+    {
+        ip -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4 }'
+        hostname -I 2>/dev/null | tr ' ' '\n'
+    } | awk 'NF && !seen[$0]++' | head -n 3
+}
 
 prepare_sshd() {
     [ -n "$sshd_bin" ] || return 0
-    _err=$("$sshd_bin" -T -C "user=root,$scan_ctx" 2>&1 >/dev/null) && return 0
-    # sshd -T wants the privilege separation directory that the service makes
-    _dir=$(printf '%s\n' "$_err" | tr -d '\r' | sed -n 's/^Missing privilege separation directory: //p')
-    if [ -n "$_dir" ] && is_root && mkdir -p "$_dir" 2>/dev/null; then
-        made_run_sshd=$_dir
-        "$sshd_bin" -T -C "user=root,$scan_ctx" >/dev/null 2>&1 && return 0
+    # shellcheck disable=SC2046
+    grep -qiE '^[[:space:]]*match([[:space:]]|=)' $(sshd_files) 2>/dev/null && sshd_matches=1
+    # shellcheck disable=SC2046
+    if grep -qiE '^[[:space:]]*match([[:space:]]|=).*local(port|address)' $(sshd_files) 2>/dev/null; then
+        sshd_local=1
+        sshd_addrs=$(machine_addrs)
+        [ -n "$sshd_addrs" ] || sshd_addrs=0.0.0.0
     fi
-    # Without readable host keys sshd -T refuses to print anything; a
-    # throwaway key lets it evaluate the configuration all the same.
-    if have ssh-keygen && ssh-keygen -q -t ed25519 -N '' -f "$tmpd/hostkey" >/dev/null 2>&1; then
-        sshd_extra="-h $tmpd/hostkey"
+
+    if ! "$sshd_bin" -T -C "$(sshd_spec root)" >/dev/null 2>"$tmpd/sshd-err"; then
+        _ok=1
+        # sshd -T wants the privilege separation directory that the service makes
+        _dir=$(tr -d '\r' <"$tmpd/sshd-err" | sed -n 's/^Missing privilege separation directory: //p')
+        if [ -n "$_dir" ] && is_root && mkdir -p "$_dir" 2>/dev/null; then
+            made_run_sshd=$_dir
+            "$sshd_bin" -T -C "$(sshd_spec root)" >/dev/null 2>&1 && _ok=0
+        fi
+        # Without readable host keys sshd -T refuses to print anything; a
+        # throwaway key lets it evaluate the configuration all the same.
+        if [ $_ok = 1 ] && have ssh-keygen && ssh-keygen -q -t ed25519 -N '' -f "$tmpd/hostkey" >/dev/null 2>&1; then
+            sshd_extra="-h $tmpd/hostkey"
+        fi
+    fi
+
+    # Port is server-wide (Match cannot set it): any lport gives the same list.
+    if [ -n "$sshd_local" ]; then
+        _ports=$(sshd_t root 2>/dev/null | awk '$1 == "port" { print $2 }
+            $1 == "listenaddress" { n = split($2, p, ":"); print p[n] }' | awk 'NF && !seen[$0]++' | head -n 4)
+        [ -n "$_ports" ] && sshd_ports=$_ports
+    fi
+    return 0
+}
+
+# -C words for user $1, on local port $2 and address $3 when Match asks
+sshd_spec() {
+    if [ -n "$sshd_local" ]; then
+        # shellcheck disable=SC2086
+        set -- "$1" "${2:-$(first $sshd_ports)}" "${3:-$(first $sshd_addrs)}"
+        echo "user=$1,$scan_ctx,lport=$2,laddr=$3"
+    else
+        echo "user=$1,$scan_ctx"
     fi
 }
+
+first() { echo "$1"; }
 
 sshd_t() {
     [ -n "$sshd_bin" ] || { echo "sshd: not installed"; return 127; }
     # shellcheck disable=SC2086
-    "$sshd_bin" -T $sshd_extra -C "user=$1,$scan_ctx"
+    "$sshd_bin" -T $sshd_extra -C "$(sshd_spec "$@")"
+}
+
+# sshd -T for every account sshd could let in (and on every port and local
+# address, when Match asks about those): a Match block may open passwords or
+# keys to one account alone. Without any Match line, the evaluation for root
+# holds for everyone. Kept in $tmpd/contexts for the authorized-keys section.
+sshd_contexts() {
+    [ -n "$sshd_bin" ] || { echo "sshd: not installed"; return 127; }
+    [ $sshd_matches = 1 ] || { echo "@@no-match@@"; return 0; }
+    key_accounts | cut -f1 | while read -r _n; do
+        for _p in $sshd_ports; do
+            for _a in $sshd_addrs; do
+                _where=""
+                [ -n "$sshd_local" ] && _where=" lport=$_p laddr=$_a"
+                echo "@@context user=$_n$_where@@"
+                # shellcheck disable=SC2086
+                if "$sshd_bin" -T $sshd_extra -C "$(sshd_spec "$_n" "$_p" "$_a")" >"$tmpd/one" 2>&1; then
+                    grep -E "^($context_keywords) " "$tmpd/one"
+                else
+                    echo "@@context-failed $?@@"
+                    tail -n 5 "$tmpd/one"
+                fi
+                [ -n "$sshd_local" ] || break
+            done
+            [ -n "$sshd_local" ] || break
+        done
+    done >"$tmpd/contexts"
+    cat "$tmpd/contexts"
 }
 
 sshd_files() {
@@ -137,9 +214,10 @@ sshd_files() {
 }
 
 user_groups() {
-    for _u in root "$user"; do
-        printf '%s:%s\n' "$_u" "$(id -Gn "$_u" 2>/dev/null)"
-    done
+    { echo root; echo "$user"; [ $sshd_matches = 1 ] && key_accounts | cut -f1; } |
+        awk '!seen[$0]++' | while read -r _u; do
+            printf '%s:%s\n' "$_u" "$(id -Gn "$_u" 2>/dev/null)"
+        done
 }
 
 sshd_config() {
@@ -185,22 +263,32 @@ expand_akf() {
     }'
 }
 
+# the values of sshd -T keyword $1 for account $2 in the per-account evaluations
+context_values() {
+    awk -v key="$1" -v who="$2" '
+        /^@@context / { sub(/@@$/, ""); split($2, kv, "="); account = kv[2]; next }
+        /^@@/ { next }
+        account == who && $1 == key { $1 = ""; sub(/^ /, ""); if (!seen[$0]++) print }
+    ' "$tmpd/contexts" 2>/dev/null
+}
+
 authorized_keys() {
-    _global=$(sshd_t root 2>/dev/null | awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }')
-    _matches=0
-    # shellcheck disable=SC2046
-    grep -qiE '^[[:space:]]*match[[:space:]]' $(sshd_files) 2>/dev/null && _matches=1
+    sshd_t root >"$tmpd/root-sshd" 2>/dev/null
+    _global=$(awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }' "$tmpd/root-sshd")
     [ -n "$_global" ] || { _global=".ssh/authorized_keys .ssh/authorized_keys2"; echo "@@akf-default@@"; }
     key_accounts | while IFS="$(printf '\t')" read -r n u h s shell_ok home_ok; do
-        _akf=$_global
-        if [ $_matches = 1 ]; then
-            _akf=$(sshd_t "$n" 2>/dev/null | awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }')
-            [ -n "$_akf" ] || _akf=$_global
-        fi
+        # Match blocks may give an account files of its own, on some ports only:
+        # every file sshd would read for it counts.
+        _akfs=""
+        [ $sshd_matches = 1 ] && _akfs=$(context_values authorizedkeysfile "$n")
+        [ -n "$_akfs" ] || _akfs=$_global
         printf '@@account %s %s %s %s shell=%s home=%s@@\n' "$n" "$u" "$h" "$s" "$shell_ok" "$home_ok"
-        printf '@@akf %s@@\n' "$_akf"
-        [ "$_akf" = none ] && continue
-        expand_akf "$_akf" "$n" "$h" "$u" | while read -r _f; do
+        printf '%s\n' "$_akfs" | while read -r _akf; do
+            printf '@@akf %s@@\n' "$_akf"
+            [ "$_akf" = none ] && continue
+            expand_akf "$_akf" "$n" "$h" "$u"
+        done | awk '/^@@/ || !seen[$0]++' | while read -r _f; do
+            case $_f in @@*) echo "$_f"; continue ;; esac
             if [ -f "$_f" ] && [ -r "$_f" ]; then
                 printf '@@keyfile %s@@\n' "$_f"
                 grep -n '' "$_f"
@@ -209,6 +297,22 @@ authorized_keys() {
             fi
         done
     done
+    # A certificate signed by a trusted user CA logs its holder in as any
+    # principal it names: the CA's key is as much a baked key as any other.
+    {
+        awk '$1 == "trustedusercakeys"' "$tmpd/root-sshd"
+        grep '^trustedusercakeys ' "$tmpd/contexts" 2>/dev/null
+    } | awk '$2 != "none" { $1 = ""; sub(/^ /, ""); if (!seen[$0]++) print }' | while read -r _ca; do
+        if [ -f "$_ca" ] && [ -r "$_ca" ]; then
+            printf '@@user-ca %s@@\n' "$_ca"
+            grep -n '' "$_ca"
+        elif [ -e "$_ca" ]; then
+            printf '@@user-ca-unreadable %s@@\n' "$_ca"
+        else
+            printf '@@user-ca-missing %s@@\n' "$_ca"
+        fi
+    done
+    return 0
 }
 
 host_keys() {
@@ -675,6 +779,8 @@ section uname 'uname -srm'
 section sshd-root 'sshd_t root'
 section sshd-login 'sshd_t "$user"'
 section sshd-user 'sshd_t amipolicy-nobody'
+# before authorized-keys, which reads what it keeps
+section sshd-contexts 'sshd_contexts'
 section sshd-config 'sshd_config'
 section user-groups 'user_groups'
 section cloud-init 'grep -nHiE "^[[:space:]]*ssh_pwauth[[:space:]]*:" /etc/cloud/cloud.cfg /etc/cloud/cloud.cfg.d/*.cfg; test -d /etc/cloud'

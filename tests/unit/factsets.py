@@ -58,14 +58,40 @@ def config_dump(files: dict[str, str]) -> str:
     return "".join(f"@@file {path}@@\n{text}" for path, text in files.items())
 
 
+def contexts(*evaluations: tuple[str, str]) -> Section:
+    """An ``sshd-contexts`` section of (user, sshd -T output) evaluations."""
+    return section(
+        "sshd-contexts",
+        "".join(f"@@context user={user}@@\n{text}" for user, text in evaluations),
+    )
+
+
+NO_MATCH = section("sshd-contexts", "@@no-match@@\n")
+
+
 def ssh_case(name: str) -> Facts:
-    """Facts of one SSH case: its sshd -T output and its config text."""
+    """Facts of one SSH case: its sshd -T output and its config text.
+
+    A case whose configuration has a Match block gets the per-account
+    evaluations of the accounts recorded (root and admin).
+    """
     files = {path: text for path, text in case(name)["files"].items()}
     main = {"/etc/ssh/sshd_config": files.pop("/etc/ssh/sshd_config")}
+    has_match = any(
+        line.strip().lower().startswith("match ")
+        for text in [*main.values(), *files.values()]
+        for line in text.splitlines()
+    )
+    per_account = (
+        contexts(*((user, sshd_t(name, user)) for user in ("root", "admin")))
+        if has_match
+        else NO_MATCH
+    )
     return debian(
         sshd_root=section("sshd-root", sshd_t(name, "root")),
         sshd_login=section("sshd-login", sshd_t(name, "admin")),
         sshd_user=section("sshd-user", sshd_t(name, "amipolicy-nobody")),
+        sshd_contexts=per_account,
         sshd_config=section("sshd-config", config_dump({**main, **files})),
         cloud_init=section("cloud-init", "", 1),
     )
