@@ -383,7 +383,18 @@ remote_agents() {
 fp() { printf '%s' "$1" | sha256sum | cut -c1-16; }
 tab=$(printf '\t')
 
-scan_pattern='PRIVATE KEY|A[KS]IA[A-Z0-9]{16}|[Ss]ecret_?[Aa]ccess_?[Kk]ey|SECRET_ACCESS_KEY|gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10}'
+token_pattern='gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|glpat-[A-Za-z0-9_-]{20,}|xox[baprs]-[A-Za-z0-9-]{10,}'
+scan_pattern="PRIVATE KEY|PuTTY-User-Key-File-[0-9]+:|A[KS]IA[A-Z0-9]{16}|[Ss]ecret_?[Aa]ccess_?[Kk]ey|SECRET_ACCESS_KEY|$token_pattern"
+
+# Variable names that hold a secret, matched case-insensitively: the secret
+# word ends the name (API_TOKEN, DB_PASSWORD, PGPASSWORD, MYSQL_PWD, SSHPASS),
+# so TOKEN_TTL, BYPASS or PASSWORD_FILE are not secrets.
+secret_name='([A-Za-z0-9_]*(password|passwd|passphrase|secret|token|api_?key|access_?key|secret_?key|private_?key|auth_?key)|([A-Za-z0-9]*_)(pwd|pw)|([A-Za-z0-9]*_)?pass|sshpass)'
+# A value given literally: quoted, or a bare word of three characters or
+# more; never an expansion ($VAR, $(cat file)), a path or a systemd specifier.
+literal='("[^"$]{3,}"|'\''[^'\'']{3,}'\''|[^-"'\''$%/[:space:];&|#][^[:space:];&|#]{2,})'
+# The same, as short as a character, for options that take a glued value (-pX).
+glued='("[^"]+"|'\''[^'\'']+'\''|[^-"'\''$[:space:];&|][^[:space:];&|]*)'
 pseudo_fs='^(proc|sysfs|devtmpfs|devpts|tmpfs|cgroup2?|securityfs|pstore|debugfs|tracefs|configfs|fusectl|mqueue|hugetlbfs|bpf|autofs|binfmt_misc|nsfs|rpc_pipefs|efivarfs|ramfs|squashfs|nfs4?|cifs|9p|virtiofs|fuse\..*|overlay_placeholder)$'
 
 scan_files() {
@@ -458,6 +469,56 @@ report_matches() {
     done
 }
 
+# A PuTTY private key file: its header, and the private half in the file.
+putty_key() {
+    _head=$(grep -nE '^PuTTY-User-Key-File-[0-9]+: ' "$1" 2>/dev/null | head -n 1)
+    [ -n "$_head" ] && grep -qE '^Private-Lines: [0-9]+' "$1" || return 0
+    _kind=private-key
+    grep -qE '^Encryption: none' "$1" || _kind=encrypted-private-key
+    printf '%s\t%s\t%s\t%s\t\tPuTTY\n' "$_kind" "$1" "${_head%%:*}" "$(sha256sum <"$1" | cut -c1-16)"
+}
+
+# One way of writing a secret on a command line, in history file $_hist
+# (reported as $_path): $1 label ("=" takes the variable's name), $2 grep
+# flags, $3 pattern, $4 sed -E script that leaves only the secret of a match.
+history_rule() {
+    # shellcheck disable=SC2086
+    grep $2 -- "$3" "$_hist" 2>/dev/null | while IFS= read -r _m; do
+        _line=${_m%%:*}
+        _text=${_m#*:}
+        _label=$1
+        if [ "$_label" = "=" ]; then
+            _label=$(printf '%s\n' "$_text" | sed -E 's/^[^A-Za-z0-9_]//; s/=.*//')
+            # AWS keys are AWS-KEYS' to report
+            case $_label in [Aa][Ww][Ss]_*) continue ;; esac
+        fi
+        _val=$(printf '%s\n' "$_text" | sed -E "$4" | sed -E "s/^[\"']//; s/[\"']\$//")
+        printf 'history-secret\t%s\t%s\t%s\t\t%s\n' "$_path" "$_line" "$(fp "$_val")" "$_label"
+    done
+}
+
+# Secrets typed on command lines; precise both ways: "ssh -p2222" and
+# "tar -pzxvf" are options, "mysql -p db" asks for the password.
+history_secrets() {
+    _path=$1
+    _hist=$tmpd/history
+    # the MySQL client writes spaces as \040
+    sed 's/\\040/ /g' "$1" >"$_hist" 2>/dev/null || return 0
+    _v=$literal
+    {
+        history_rule = -inoE "(^|[^A-Za-z0-9_])$secret_name=$_v" 's/^[^A-Za-z0-9_]?[A-Za-z0-9_]*=//'
+        history_rule "--option" -noE "(^|[[:space:]])--(password|passwd|pass|token|secret|api-key|apikey|access-token|auth-token|client-secret|http-password|ftp-password|proxy-password)(=|[[:space:]]+)$_v" 's/^[^-]*--[a-z-]+(=|[[:space:]]+)//'
+        history_rule "-pass pass:" -noE "-pass(in|out)?[[:space:]]+pass:$glued" 's/.*pass://'
+        history_rule "sshpass -p" -noE "sshpass([[:space:]]+(-[ev]|-[dfP][[:space:]]*[^-[:space:]][^[:space:]]*))*[[:space:]]+-p[[:space:]]*$glued" 's/.*[[:space:]]-p[[:space:]]*//'
+        history_rule "registry login -p" -noE "(docker|podman|buildah|skopeo|nerdctl|helm[[:space:]]+registry)[[:space:]]+login([[:space:]]+[^[:space:];&|]+)*[[:space:]]+(-p|--password)(=|[[:space:]]+)$glued" 's/.*[[:space:]](-p|--password)(=|[[:space:]]+)//'
+        history_rule "curl -u" -noE "curl[[:space:]]([^|;&]*[[:space:]])?(-u|--user)[[:space:]]*(\"[^\":]+:[^\"]+\"|'[^':]+:[^']+'|[^-\"'[:space:]][^:[:space:]]*:[^[:space:]]+)" 's/^curl[[:space:]]([^|;&]*[[:space:]])?(-u|--user)[[:space:]]*//; s/^(["'\''])?[^:]*:/\1/'
+        history_rule "mysql -p" -noE "(mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)[[:space:]]([^|;&]*[[:space:]])?-p$glued" 's/.*[[:space:]]-p//'
+        history_rule "credentials in a URL" -noE "[A-Za-z][A-Za-z0-9+.-]*://[^/[:space:]:@\"']+:[^/[:space:]@\"'\$]+@" 's/^.*:\/\/[^:]*://; s/@$//'
+        history_rule "authorization header" -inoE "(authorization|x-api-key|x-auth-token|private-token|api-key)[[:space:]]*:[[:space:]]*((bearer|basic|token)[[:space:]]+)?[A-Za-z0-9._~+/=-]{8,}" 's/^[^:]*:[[:space:]]*//; s/^([Bb][Ee][Aa][Rr][Ee][Rr]|[Bb][Aa][Ss][Ii][Cc]|[Tt][Oo][Kk][Ee][Nn])[[:space:]]+//'
+        history_rule "SQL password" -inoE "(identified[[:space:]]+(with[[:space:]]+[a-z_]+[[:space:]]+)?by|with[[:space:]]+(encrypted[[:space:]]+)?password)[[:space:]]+'[^']+'" "s/^[^']*//"
+    } | awk -F '\t' '!seen[$2 FS $3 FS $4]++'
+}
+
 scan_secrets() {
     _deadline=$(($(date +%s) + scan_timeout))
     scan_files >"$tmpd/hits"
@@ -481,15 +542,16 @@ scan_secrets() {
             printf 'aws-access-key-id\t%s\t%s\t%s\t%s\n' "$_f" "$_line" "$(fp "$_id")" "$_id"
         done
         report_matches aws-secret-access-key "$_f" '([Aa][Ww][Ss]_?)?[Ss][Ee][Cc][Rr][Ee][Tt]_?[Aa][Cc][Cc][Ee][Ss][Ss]_?[Kk][Ee][Yy][^A-Za-z0-9/+]{1,8}[A-Za-z0-9/+]{40}' 40
-        report_matches token "$_f" 'gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10,}' 0
+        report_matches token "$_f" "$token_pattern" 0
+        putty_key "$_f"
     done <"$tmpd/hits"
     for _h in $(awk -F: '{ print $6 }' /etc/passwd | sort -u) /root; do
         [ -d "$_h" ] || continue
-        for _f in "$_h"/.*history "$_h"/.*_history "$_h"/.local/share/*/history; do
+        for _f in "$_h"/.*history "$_h"/.*_history "$_h"/.local/share/*/history "$_h"/.local/share/fish/fish_history; do
             # A link may lead out of the tree or to a file that never ends
             # (/proc/kmsg); a file it leads to inside the tree is scanned above.
             [ -f "$_f" ] && [ ! -L "$_f" ] || continue
-            report_matches history-secret "$_f" '(pass(word|wd)?|token|secret|api[_-]?key)[[:space:]]*[=:][[:space:]]*[^[:space:]]{4,}|(-p|--password[= ])[^[:space:]-][^[:space:]]{3,}|https?://[^/[:space:]:@]+:[^/[:space:]@]+@' 0
+            history_secrets "$_f"
         done
         [ -f "$_h/.git-credentials" ] && report_matches git-credentials "$_h/.git-credentials" '.*://[^:]+:[^@]+@.*' 0
         [ -f "$_h/.docker/config.json" ] && report_matches docker-auth "$_h/.docker/config.json" '"(auth|identitytoken)"[[:space:]]*:[[:space:]]*"[^"]+"' 0
@@ -504,11 +566,41 @@ scan_secrets() {
     return $_rc
 }
 
+# $1 kind of file (unit or env), $2 path: variables with a secret's name and
+# a literal value, as "service-secret PATH LINE FINGERPRINT - NAME".
+service_secrets() {
+    if [ "$1" = unit ]; then
+        # Environment=A=1 "API_TOKEN=..." B=2: any of the assignments
+        grep -n '^[[:space:]]*Environment=' "$2" 2>/dev/null | while IFS=: read -r _line _text; do
+            printf '%s\n' "${_text#*=}" |
+                grep -oiE -- "(^|[[:space:]])\"$secret_name=[^\"\$]+\"|(^|[[:space:]\"'])$secret_name=$literal" |
+                sed "s/^/$_line:/"
+        done
+    else
+        grep -noiE -- "^[[:space:]]*(export[[:space:]]+)?$secret_name=$literal" "$2" 2>/dev/null
+    fi | while IFS=: read -r _line _m; do
+        _name=$(printf '%s\n' "$_m" | sed -E 's/^[[:space:]"'\'']*(export[[:space:]]+)?//; s/=.*//')
+        _val=$(printf '%s\n' "${_m#*=}" | sed -E "s/^[\"']//; s/[\"']\$//")
+        case $_name in [Aa][Ww][Ss]_*) continue ;; esac
+        case $(printf '%s' "$_val" | tr 'A-Z' 'a-z') in yes | no | true | false | none | null) continue ;; esac
+        printf 'service-secret\t%s\t%s\t%s\t\t%s\n' "$2" "$_line" "$(fp "$_val")" "$_name"
+    done
+}
+
 service_env() {
-    # AWS variables set for services, where an instance role should be used
-    for _f in /etc/environment /etc/default/* /etc/systemd/system/*.service /etc/systemd/system/*.d/*.conf \
-        /lib/systemd/system/*.service /usr/lib/systemd/system/*.service /etc/profile.d/*; do
+    _units=""
+    for _f in /etc/systemd/system/*.service /etc/systemd/system/*.d/*.conf \
+        /lib/systemd/system/*.service /lib/systemd/system/*.d/*.conf \
+        /usr/lib/systemd/system/*.service /usr/lib/systemd/system/*.d/*.conf; do
+        [ -f "$_f" ] && _units="$_units $_f"
+    done
+    # the files units read their environment from (EnvironmentFile=-/path)
+    # shellcheck disable=SC2086
+    _envfiles=$(grep -h '^[[:space:]]*EnvironmentFile=' $_units 2>/dev/null |
+        sed 's/^[^=]*=[[:space:]]*//; s/^-//' | grep -v '%' | sort -u)
+    for _f in $_units /etc/environment /etc/default/* /etc/sysconfig/* /etc/profile.d/* $_envfiles; do
         [ -f "$_f" ] || continue
+        # AWS variables set for services, where an instance role should be used
         grep -noE -- '(AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)[[:space:]]*=[[:space:]]*["'\'']?[^"'\''[:space:]]+' "$_f" 2>/dev/null |
             while IFS=: read -r _line _m; do
                 _var=${_m%%=*}
@@ -517,7 +609,11 @@ service_env() {
                 case $_var in *ACCESS_KEY_ID*) _id=$_val ;; esac
                 printf 'aws-env\t%s\t%s\t%s\t%s\t%s\n' "$_f" "$_line" "$(fp "$_val")" "$_id" "$(echo "$_var" | tr -d ' ')"
             done
-    done
+        case " $_units " in
+        *" $_f "*) service_secrets unit "$_f" ;;
+        *) service_secrets env "$_f" ;;
+        esac
+    done | awk -F '\t' '!seen[$1 FS $2 FS $3 FS $4]++'
     return 0
 }
 

@@ -429,3 +429,30 @@ def test_a_baked_key_fails_even_when_an_unknown_command_adds_more() -> None:
     )
 
     assert check_authorized_keys(facts).verdict is Verdict.FAIL
+
+
+def test_a_token_set_for_a_service_is_a_credential_not_an_aws_key() -> None:
+    env = section(
+        "service-env",
+        "service-secret\t/etc/systemd/system/app.service\t4\t0123456789abcdef\t\tAPI_TOKEN\n",
+    )
+    facts = factsets.debian(secrets=secrets(), service_env=env)
+
+    outcome = check_credentials(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert (
+        "service-secret API_TOKEN at /etc/systemd/system/app.service:4 "
+        "(sha256 0123456789abcdef)" in outcome.reason
+    )
+    assert check_aws_keys(facts).verdict is Verdict.PASS
+
+
+def test_a_password_typed_in_a_history_names_how_it_was_typed() -> None:
+    found = "history-secret\t/root/.bash_history\t12\tfedcba9876543210\t\tsshpass -p"
+    facts = factsets.debian(secrets=secrets(found), service_env=section("service-env"))
+
+    outcome = check_credentials(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "history-secret sshpass -p at /root/.bash_history:12" in outcome.reason
