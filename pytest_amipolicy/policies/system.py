@@ -116,8 +116,11 @@ def identify(facts: Facts) -> tuple[Release | None, str, list[Evidence]]:
     if facts.platform == "windows":
         section = facts.section("windows")
         try:
-            os_info = json.loads(section.output).get("os", {})
+            document = json.loads(section.output)
         except ValueError:
+            document = None
+        os_info = document.get("os") if isinstance(document, dict) else None
+        if not isinstance(os_info, dict):
             return None, "unreadable Windows facts", [section.evidence("windows facts")]
         said = f"{os_info.get('caption', '?')} {os_info.get('version', '?')}"
         shown = Evidence("Windows version", section.command, said)

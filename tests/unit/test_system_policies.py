@@ -559,3 +559,53 @@ def test_zypper_needed_security_patches_fail() -> None:
     row = "SLE-Module-Basesystem15-SP5-Updates | SUSE-2024-1234 | security | important | --- | needed | Security update for openssl-3\n"
 
     assert check_updates(updates(ZYPPER + row)).verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("version", "named", "verdict"),
+    [
+        ("15", "SUSE Linux Enterprise Server 15:", Verdict.FAIL),
+        ("15.2", "SUSE Linux Enterprise Server 15 SP2", Verdict.FAIL),
+        ("15.5", "SUSE Linux Enterprise Server 15 SP5", Verdict.FAIL),
+        ("15.6", "SUSE Linux Enterprise Server 15 SP6", Verdict.PASS),
+        ("15.7", "SUSE Linux Enterprise Server 15 SP7", Verdict.PASS),
+        ("12.4", "SUSE Linux Enterprise Server 12 SP4", Verdict.FAIL),
+        ("12.5", "SUSE Linux Enterprise Server 12 SP5", Verdict.FAIL),
+    ],
+)
+def test_each_sles_service_pack_has_its_own_end_of_general_support(
+    version: str, named: str, verdict: Verdict
+) -> None:
+    text = f'NAME="SLES"\nVERSION="{version}"\nVERSION_ID="{version}"\nID="sles"\n'
+    facts = factsets.debian(os_release=section("os-release", text))
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is verdict, outcome.reason
+    assert any(named in e.output for e in outcome.evidence), outcome.evidence
+
+
+def test_sles_15_sp2_on_2025_06_01_ended_in_2021() -> None:
+    text = 'NAME="SLES"\nVERSION_ID="15.2"\nID="sles"\n'
+    facts = factsets.debian(os_release=section("os-release", text))
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "2021-12-31" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["[]", '"text"', '{"os": "Windows Server 2019"}', '{"os": null}', "{"],
+)
+def test_windows_facts_of_the_wrong_shape_are_an_error_not_a_crash(
+    document: str,
+) -> None:
+    facts = Facts(
+        target="w",
+        platform="windows",
+        sections={"windows": section("windows", document)},
+    )
+
+    assert check_eol(facts).verdict is Verdict.ERROR
