@@ -801,6 +801,22 @@ has_default_route() {
         END { exit !found }' /proc/net/ipv6_route 2>/dev/null
 }
 
+# Kernel and runtime trees, never files of the image; "(/|$)" keeps
+# /sysroot, /devel or /runner in the scan.
+pseudo_dirs='^/(proc|sys|dev|run)(/|$)'
+
+# What the malware scan covers, one per line: /, the image itself even on a
+# container's overlay, and every filesystem on a block device (or a ZFS
+# dataset) mounted outside the kernel's trees; each is scanned without
+# crossing into the next.
+malware_targets() {
+    {
+        echo /
+        awk '$1 ~ /^\/dev\// || $3 == "zfs" { print $2 }' /proc/mounts 2>/dev/null |
+            sed 's/\\040/ /g'
+    } | grep -vE "$pseudo_dirs" | awk '!seen[$0]++'
+}
+
 scan_malware() {
     if ! have clamscan && [ "$install" = 1 ] && is_root && ! has_default_route; then
         echo "install: skipped, the machine has no default route to a package mirror"
@@ -838,8 +854,15 @@ scan_malware() {
     # A whole disk can take long: the scan gets a deadline, not the run.
     _bound=""
     have timeout && _bound="timeout $malware_timeout"
-    echo "command: ${_bound:+$_bound }clamscan -r -i --cross-fs=no --exclude-dir=^/(proc|sys|dev|run) /"
-    $_bound clamscan -r -i --cross-fs=no --exclude-dir='^/(proc|sys|dev|run)' / >"$tmpd/clam" 2>&1
+    _targets=$(malware_targets)
+    set --
+    while IFS= read -r _t; do
+        [ -n "$_t" ] && set -- "$@" "$_t"
+    done <<TARGETS
+$_targets
+TARGETS
+    echo "command: ${_bound:+$_bound }clamscan -r -i --cross-fs=no --exclude-dir='$pseudo_dirs' $*"
+    $_bound clamscan -r -i --cross-fs=no --exclude-dir="$pseudo_dirs" "$@" >"$tmpd/clam" 2>&1
     _r=$?
     tail -n 200 "$tmpd/clam"
     if [ -n "$_bound" ] && [ $_r = 124 ]; then

@@ -438,3 +438,38 @@ def test_versions_between_installed_and_candidate_are_listed_with_their_suites(
         f"{prefix} 3.0.2-0ubuntu1.12 http://security.ubuntu.com/ubuntu jammy-security/main",
         f"{prefix} 3.0.2-0ubuntu1.11 http://archive.ubuntu.com/ubuntu jammy-updates/main",
     ]
+
+
+@needs_sh
+def test_the_malware_scan_covers_every_block_filesystem_outside_the_kernel_trees(
+    tmp_path: Path,
+) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "overlay / overlay rw 0 0\n"
+        "proc /proc proc rw 0 0\n"
+        "/dev/vda /run/host/os-release ext4 ro 0 0\n"
+        "/dev/vdb1 /sysroot xfs rw 0 0\n"
+        "/dev/vdb2 /devel ext4 rw 0 0\n"
+        "/dev/mapper/vg-runner /runner ext4 rw 0 0\n"
+        "/dev/nvme1n1 /srv/my\\040data ext4 rw 0 0\n"
+        "tank/home /home zfs rw 0 0\n"
+        "tmpfs /tmp tmpfs rw 0 0\n"
+        "/dev/vdb2 /devel ext4 rw 0 0\n"
+        "/dev/sda1 /sys/firmware/efi vfat rw 0 0\n"
+    )
+    program = (
+        assignment_line("pseudo_dirs")
+        + shell_function("malware_targets").replace("/proc/mounts", str(mounts))
+        + "malware_targets"
+    )
+
+    targets = run_shell(program).splitlines()
+
+    assert targets == ["/", "/sysroot", "/devel", "/runner", "/srv/my data", "/home"]
+
+
+def assignment_line(name: str) -> str:
+    return next(
+        line + "\n" for line in linux.SCRIPT.splitlines() if line.startswith(f"{name}=")
+    )
