@@ -72,6 +72,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable
 
+from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.facts import MissingFact, Section
 
 logger = logging.getLogger(__name__)
@@ -159,9 +160,12 @@ def gather(
 ) -> dict[str, Section]:
     """Run the fast script once and return its sections.
 
-    With ``sudo`` the script runs as root through ``sudo -n``; if sudo refuses,
-    the result carries a failed ``sudo`` section with sudo's message and the
-    facts the login user can gather alone (shadow, for one, will be missing).
+    With ``sudo`` the script runs as root through ``sudo -n``; if sudo refuses
+    (a failed command that printed nothing), the result carries a failed
+    ``sudo`` section with sudo's message and the facts the login user can
+    gather alone (shadow, for one, will be missing). A run that prints nothing
+    and succeeds is no refusal and no fact: it raises AmiPolicyError, so every
+    policy of the target is an error.
     """
     params: dict[str, object] = {
         "user": user,
@@ -172,20 +176,33 @@ def gather(
     }
     status, stdout, stderr = run(command_line(params, sudo=sudo))
     sections = parse(stdout)
-    if sections or not sudo:
-        if not sections:
-            logger.debug("linux facts script printed nothing: %s", stderr.strip())
+    if sections:
         return sections
+    if not sudo or status == 0:
+        # Nothing printed, yet no refusal: no fact can be read, and sudo was
+        # not refused either, so nothing may be judged on it.
+        raise _printed_nothing(status, stderr, sudo=sudo)
 
     # sudo refused before the script started: keep its word, go on unprivileged.
-    refused = Section(
-        "sudo", "sudo -n sh -c SCRIPT", status or 1, stderr.strip() + "\n"
-    )
+    refused = Section("sudo", "sudo -n sh -c SCRIPT", status, stderr.strip() + "\n")
     logger.debug("sudo refused (%s): gathering without root", status)
-    _, stdout, _ = run(command_line(params, sudo=False))
+    status, stdout, stderr = run(command_line(params, sudo=False))
     sections = parse(stdout)
+    if not sections:
+        raise _printed_nothing(status, stderr, sudo=False)
     sections["sudo"] = refused
     return sections
+
+
+def _printed_nothing(status: int, stderr: str, *, sudo: bool) -> AmiPolicyError:
+    said = stderr.strip().splitlines()[-1:] or ["nothing on stderr either"]
+    how = "through sudo -n " if sudo else ""
+    return AmiPolicyError(
+        f"the Linux fact script run {how}printed no fact (exit status {status}, "
+        f"{said[0]}); check that the login shell runs 'sh -c' commands and prints "
+        "their output, e.g. ssh HOST "
+        + ("'sudo -n sh -c \"echo ok\"'" if sudo else "'sh -c \"echo ok\"'")
+    )
 
 
 def ran_as_root(sections: dict[str, Section]) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.facts import MissingFact, linux
 from tests.unit import factsets
 
@@ -100,6 +101,33 @@ def test_gather_continues_without_root_when_sudo_refuses() -> None:
     assert sections["sudo"].status == 1
     assert "a password is required" in sections["sudo"].output
     assert "passwd" in sections
+
+
+def test_a_script_that_prints_nothing_through_sudo_and_succeeds_is_no_refusal() -> None:
+    commands: list[str] = []
+
+    def run(command: str) -> tuple[int, str, str]:
+        commands.append(command)
+        return 0, "", ""
+
+    with pytest.raises(AmiPolicyError, match="printed no fact .exit status 0"):
+        linux.gather(run, sudo=True)
+    assert len(commands) == 1
+
+
+def test_a_script_that_prints_nothing_without_sudo_raises_too() -> None:
+    with pytest.raises(AmiPolicyError, match="exit status 2, sh: 1: cannot fork"):
+        linux.gather(lambda command: (2, "", "sh: 1: cannot fork\n"), sudo=False)
+
+
+def test_a_refused_sudo_followed_by_an_empty_unprivileged_run_raises() -> None:
+    def run(command: str) -> tuple[int, str, str]:
+        if command.startswith("sudo "):
+            return 1, "", "sudo: a password is required\n"
+        return 0, "", ""
+
+    with pytest.raises(AmiPolicyError, match="printed no fact"):
+        linux.gather(run, sudo=True)
 
 
 def test_load_slow_returns_the_requested_section() -> None:
