@@ -545,9 +545,10 @@ scan_secrets() {
         report_matches token "$_f" "$token_pattern" 0
         putty_key "$_f"
     done <"$tmpd/hits"
-    for _h in $(awk -F: '{ print $6 }' /etc/passwd | sort -u) /root; do
+    for _h in $({ awk -F: '{ print $6 }' /etc/passwd; echo /root; } | sort -u); do
         [ -d "$_h" ] || continue
-        for _f in "$_h"/.*history "$_h"/.*_history "$_h"/.local/share/*/history "$_h"/.local/share/fish/fish_history; do
+        # .*history holds .bash_history, .zsh_history, .mysql_history ...
+        for _f in "$_h"/.*history "$_h"/.local/share/*/history "$_h"/.local/share/fish/fish_history; do
             # A link may lead out of the tree or to a file that never ends
             # (/proc/kmsg); a file it leads to inside the tree is scanned above.
             [ -f "$_f" ] && [ ! -L "$_f" ] || continue
