@@ -50,8 +50,13 @@ Sections of the fast script:
                               PATH@@``, ``@@user-ca-unreadable PATH@@``
 ``host-keys``                 ``hostkey MTIME BIRTH PATH``, ``now``, ``btime``,
                               ``clk_tck``, ``pid1_start_ticks``
-``secrets``                   ``kind TAB path TAB line TAB fingerprint TAB id``
-``service-env``               the same, kind ``aws-env``, plus variable name
+``secrets``                   ``kind TAB path TAB line TAB fingerprint TAB id
+                              TAB label``: the label says how a history secret
+                              was typed (``sshpass -p``, a variable's name) or
+                              that a private key is PuTTY's
+``service-env``               the same, kinds ``aws-env`` and ``service-secret``
+                              (a secret-named variable set for a service), with
+                              the variable's name as label
 ``mounts``, ``lsblk``, ``dmcrypt``, ``fscrypt``  filesystems
 ``listeners``                 ``ss -Hltnup``
 ``remote-agents``             ``binary|unit|enabled|inetd|xinetd ...`` lines

@@ -1,8 +1,10 @@
 """Recorded Linux facts for the unit tests, and ways to change one section.
 
-``recorded/debian12-root.txt`` is the real output of ``linux.sh`` run as root on
-a Debian 12 host (secrets scan limited to a directory with planted fakes);
-``recorded/sshd/`` holds real ``sshd -T`` output for the SSH cases' configs.
+``recorded/debian12-root.txt`` is the real output of ``linux.sh`` run through
+sudo by the login user on the booted Debian 12 test image, the secrets scan
+limited to a directory with planted fakes (``python -m tests.unit.record_facts``
+makes it again); ``recorded/sshd/`` holds real ``sshd -T`` output for the SSH
+cases' configs.
 """
 
 from __future__ import annotations
@@ -39,8 +41,16 @@ def debian(**sections: Section | None) -> Facts:
         platform="linux",
         sections=parsed,
         login_user="admin",
+        launch_public_key=recorded_launch_key(),
         check_date=datetime.date(2025, 6, 1),
     )
+
+
+def recorded_launch_key() -> str:
+    """The key the recorded machine was launched with: its login user's only key."""
+    keys = linux.parse(real_output())["authorized-keys"].output.splitlines()
+    marker = keys.index("@@keyfile /home/admin/.ssh/authorized_keys@@")
+    return keys[marker + 1].split(":", 1)[1]
 
 
 def sshd_t(case: str, user: str) -> str:

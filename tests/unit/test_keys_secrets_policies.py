@@ -83,6 +83,7 @@ def test_keys_with_an_unknown_launch_key_are_an_error() -> None:
             ("admin", "/home/admin/.ssh/authorized_keys", LAUNCH)
         )
     )
+    facts.launch_public_key = None
 
     outcome = check_authorized_keys(facts)
 
@@ -91,8 +92,15 @@ def test_keys_with_an_unknown_launch_key_are_an_error() -> None:
     )
 
 
-def test_no_authorized_key_on_the_recorded_host_passes() -> None:
+def test_the_launch_key_alone_on_the_recorded_machine_passes() -> None:
     assert check_authorized_keys(factsets.debian()).verdict is Verdict.PASS
+
+
+def test_keys_on_the_recorded_machine_with_an_unknown_launch_key_are_an_error() -> None:
+    facts = factsets.debian()
+    facts.launch_public_key = None
+
+    assert check_authorized_keys(facts).verdict is Verdict.ERROR
 
 
 def test_the_recorded_host_keys_were_made_after_boot() -> None:

@@ -17,7 +17,8 @@ from tests.unit import factsets
 
 FAST_SECTIONS = {
     "sudo", "sudo-list", "os-release", "uname", "sshd-root", "sshd-login",
-    "sshd-user", "sshd-config", "cloud-init", "passwd", "shadow",
+    "sshd-user", "sshd-contexts", "sshd-config", "user-groups", "cloud-init",
+    "passwd", "shadow",
     "authorized-keys", "host-keys", "secrets", "service-env", "mounts", "lsblk",
     "dmcrypt", "fscrypt", "listeners", "remote-agents", "region",
 }  # fmt: skip

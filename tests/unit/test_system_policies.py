@@ -280,8 +280,8 @@ def test_region_specific_configuration_fails_for_review() -> None:
     assert outcome.verdict is Verdict.FAIL and len(outcome.findings) == 2
 
 
-# PID 1 of the recorded Debian machine started at about 1796324329.
-BEFORE_BOOT, AFTER_BOOT = 1796000000, 1796324400
+# PID 1 of the recorded Debian machine started at about 1796346549.
+BEFORE_BOOT, AFTER_BOOT = 1796000000, 1796346600
 
 
 def test_a_region_written_at_first_boot_by_cloud_init_is_not_baked_in() -> None:
