@@ -24,11 +24,19 @@ Sections of the fast script:
 ``redhat-release``, ``lsb-release``, ``uname``   OS identification
 ``sshd-root``, ``sshd-login``, ``sshd-user``  ``sshd -T -C user=...,host=
                               scanner.invalid,addr=203.0.113.10`` for root, the
-                              login user and an ordinary user
+                              login user and an ordinary user (with ``lport``
+                              and ``laddr`` when a Match line asks about them)
+``sshd-contexts``             ``@@no-match@@`` when the configuration has no
+                              Match line; else, for every account sshd could
+                              let in (and every port and local address, when
+                              Match asks), ``@@context user=U [lport=P
+                              laddr=A]@@`` and the password and key keywords
+                              of sshd -T, or ``@@context-failed STATUS@@``
 ``sshd-config``               sshd_config and every file it includes, each
                               after ``@@file PATH@@``
-``user-groups``               ``USER:GROUPS`` of root and the login user, for
-                              Match Group in the evidence
+``user-groups``               ``USER:GROUPS`` of root, the login user and (with
+                              Match lines) every account, for Match Group in
+                              the evidence
 ``cloud-init``                ``ssh_pwauth`` lines of cloud.cfg(.d), ``grep -n``
 ``passwd``                    /etc/passwd with field 2 reduced to a class
 ``shadow``                    ``user:class`` of /etc/shadow (never a hash)
@@ -36,11 +44,19 @@ Sections of the fast script:
                               shell=0|1 home=0|1@@``, ``@@akf PATTERNS@@``,
                               then ``@@keyfile PATH@@`` and ``grep -n`` lines,
                               or ``@@keyfile-unreadable PATH@@``; first
-                              ``@@akf-default@@`` if sshd -T said nothing
+                              ``@@akf-default@@`` if sshd -T said nothing;
+                              last, each TrustedUserCAKeys file: ``@@user-ca
+                              PATH@@`` and its lines, or ``@@user-ca-missing
+                              PATH@@``, ``@@user-ca-unreadable PATH@@``
 ``host-keys``                 ``hostkey MTIME BIRTH PATH``, ``now``, ``btime``,
                               ``clk_tck``, ``pid1_start_ticks``
-``secrets``                   ``kind TAB path TAB line TAB fingerprint TAB id``
-``service-env``               the same, kind ``aws-env``, plus variable name
+``secrets``                   ``kind TAB path TAB line TAB fingerprint TAB id
+                              TAB label``: the label says how a history secret
+                              was typed (``sshpass -p``, a variable's name) or
+                              that a private key is PuTTY's
+``service-env``               the same, kinds ``aws-env`` and ``service-secret``
+                              (a secret-named variable set for a service), with
+                              the variable's name as label
 ``mounts``, ``lsblk``, ``dmcrypt``, ``fscrypt``  filesystems
 ``listeners``                 ``ss -Hltnup``
 ``remote-agents``             ``binary|unit|enabled|inetd|xinetd ...`` lines
@@ -61,6 +77,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Callable
 
+from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.facts import MissingFact, Section
 
 logger = logging.getLogger(__name__)
@@ -148,9 +165,12 @@ def gather(
 ) -> dict[str, Section]:
     """Run the fast script once and return its sections.
 
-    With ``sudo`` the script runs as root through ``sudo -n``; if sudo refuses,
-    the result carries a failed ``sudo`` section with sudo's message and the
-    facts the login user can gather alone (shadow, for one, will be missing).
+    With ``sudo`` the script runs as root through ``sudo -n``; if sudo refuses
+    (a failed command that printed nothing), the result carries a failed
+    ``sudo`` section with sudo's message and the facts the login user can
+    gather alone (shadow, for one, will be missing). A run that prints nothing
+    and succeeds is no refusal and no fact: it raises AmiPolicyError, so every
+    policy of the target is an error.
     """
     params: dict[str, object] = {
         "user": user,
@@ -161,20 +181,33 @@ def gather(
     }
     status, stdout, stderr = run(command_line(params, sudo=sudo))
     sections = parse(stdout)
-    if sections or not sudo:
-        if not sections:
-            logger.debug("linux facts script printed nothing: %s", stderr.strip())
+    if sections:
         return sections
+    if not sudo or status == 0:
+        # Nothing printed, yet no refusal: no fact can be read, and sudo was
+        # not refused either, so nothing may be judged on it.
+        raise _printed_nothing(status, stderr, sudo=sudo)
 
     # sudo refused before the script started: keep its word, go on unprivileged.
-    refused = Section(
-        "sudo", "sudo -n sh -c SCRIPT", status or 1, stderr.strip() + "\n"
-    )
+    refused = Section("sudo", "sudo -n sh -c SCRIPT", status, stderr.strip() + "\n")
     logger.debug("sudo refused (%s): gathering without root", status)
-    _, stdout, _ = run(command_line(params, sudo=False))
+    status, stdout, stderr = run(command_line(params, sudo=False))
     sections = parse(stdout)
+    if not sections:
+        raise _printed_nothing(status, stderr, sudo=False)
     sections["sudo"] = refused
     return sections
+
+
+def _printed_nothing(status: int, stderr: str, *, sudo: bool) -> AmiPolicyError:
+    said = stderr.strip().splitlines()[-1:] or ["nothing on stderr either"]
+    how = "through sudo -n " if sudo else ""
+    return AmiPolicyError(
+        f"the Linux fact script run {how}printed no fact (exit status {status}, "
+        f"{said[0]}); check that the login shell runs 'sh -c' commands and prints "
+        "their output, e.g. ssh HOST "
+        + ("'sudo -n sh -c \"echo ok\"'" if sudo else "'sh -c \"echo ok\"'")
+    )
 
 
 def ran_as_root(sections: dict[str, Section]) -> bool:
@@ -267,8 +300,78 @@ def shadow_classes(shadow: Section) -> dict[str, str]:
 
 def sshd_settings(section: Section) -> dict[str, list[str]]:
     """Read ``sshd -T`` output into keyword -> values (repeatable keywords)."""
-    result: dict[str, list[str]] = {}
+    return _settings(section.output.splitlines())
+
+
+@dataclass(frozen=True)
+class SshdContext:
+    """One ``sshd -T -C`` evaluation of the ``sshd-contexts`` section."""
+
+    user: str
+    local_port: int | None
+    local_address: str | None
+    settings: dict[str, list[str]]
+    # sshd -T's exit status and last words when it failed, else 0 and "".
+    status: int = 0
+    error: str = ""
+
+    def describe(self) -> str:
+        where = f"user {self.user}"
+        if self.local_port is not None:
+            where += f" on local port {self.local_port}"
+        if self.local_address:
+            where += f" at {self.local_address}"
+        return where
+
+
+def sshd_contexts(section: Section) -> list[SshdContext] | None:
+    """Read the ``sshd-contexts`` section; None when sshd saw no Match line."""
+    if markers(section, "no-match"):
+        return None
+
+    contexts: list[SshdContext] = []
+    current: dict[str, str] | None = None
+    lines: list[str] = []
+
+    def close() -> None:
+        if current is None:
+            return
+        failed = next((m for m in map(_FAILED.match, lines) if m), None)
+        port = current.get("lport", "")
+        contexts.append(
+            SshdContext(
+                user=current.get("user", ""),
+                local_port=int(port) if port.isdigit() else None,
+                local_address=current.get("laddr") or None,
+                settings=_settings(lines),
+                status=int(failed[1]) if failed else 0,
+                error="\n".join(ln for ln in lines if not _FAILED.match(ln))
+                if failed
+                else "",
+            )
+        )
+
     for line in section.output.splitlines():
+        opening = _CONTEXT.match(line)
+        if opening:
+            close()
+            current = dict(
+                word.split("=", 1) for word in opening[1].split() if "=" in word
+            )
+            lines = []
+        else:
+            lines.append(line)
+    close()
+    return contexts
+
+
+_CONTEXT = re.compile(r"^@@context (.*)@@$")
+_FAILED = re.compile(r"^@@context-failed (\d+)@@$")
+
+
+def _settings(lines: Iterable[str]) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for line in lines:
         keyword, _, value = line.strip().partition(" ")
         if keyword and keyword.islower() and keyword.isalnum():
             result.setdefault(keyword, []).append(value.strip())

@@ -88,27 +88,104 @@ dump() {
 sshd_bin=$(command -v sshd 2>/dev/null || { [ -x /usr/sbin/sshd ] && echo /usr/sbin/sshd; })
 sshd_extra=""
 scan_ctx="host=scanner.invalid,addr=203.0.113.10"
+# Set by prepare_sshd: whether any Match line exists, and whether one asks
+# about the local side of the connection (LocalPort, LocalAddress), which
+# sshd -T cannot evaluate without lport and laddr in -C.
+sshd_matches=0
+sshd_local=""
+sshd_ports=22
+sshd_addrs=0.0.0.0
+# What the per-account evaluations keep of sshd -T's output.
+context_keywords='passwordauthentication|kbdinteractiveauthentication|challengeresponseauthentication|usepam|permitemptypasswords|authenticationmethods|permitrootlogin|pubkeyauthentication|authorizedkeysfile|authorizedkeyscommand|authorizedkeyscommanduser|authorizedprincipalsfile|authorizedprincipalscommand|trustedusercakeys'
+
+# The machine's own addresses: where a scanner's connection arrives.
+machine_addrs() {
+    {
+        ip -o addr show scope global 2>/dev/null | awk '{ sub(/\/.*/, "", $4); print $4 }'
+        hostname -I 2>/dev/null | tr ' ' '\n'
+    } | awk 'NF && !seen[$0]++' | head -n 3
+}
 
 prepare_sshd() {
     [ -n "$sshd_bin" ] || return 0
-    _err=$("$sshd_bin" -T -C "user=root,$scan_ctx" 2>&1 >/dev/null) && return 0
-    # sshd -T wants the privilege separation directory that the service makes
-    _dir=$(printf '%s\n' "$_err" | tr -d '\r' | sed -n 's/^Missing privilege separation directory: //p')
-    if [ -n "$_dir" ] && is_root && mkdir -p "$_dir" 2>/dev/null; then
-        made_run_sshd=$_dir
-        "$sshd_bin" -T -C "user=root,$scan_ctx" >/dev/null 2>&1 && return 0
+    # shellcheck disable=SC2046
+    grep -qiE '^[[:space:]]*match([[:space:]]|=)' $(sshd_files) 2>/dev/null && sshd_matches=1
+    # shellcheck disable=SC2046
+    if grep -qiE '^[[:space:]]*match([[:space:]]|=).*local(port|address)' $(sshd_files) 2>/dev/null; then
+        sshd_local=1
+        sshd_addrs=$(machine_addrs)
+        [ -n "$sshd_addrs" ] || sshd_addrs=0.0.0.0
     fi
-    # Without readable host keys sshd -T refuses to print anything; a
-    # throwaway key lets it evaluate the configuration all the same.
-    if have ssh-keygen && ssh-keygen -q -t ed25519 -N '' -f "$tmpd/hostkey" >/dev/null 2>&1; then
-        sshd_extra="-h $tmpd/hostkey"
+
+    if ! "$sshd_bin" -T -C "$(sshd_spec root)" >/dev/null 2>"$tmpd/sshd-err"; then
+        _ok=1
+        # sshd -T wants the privilege separation directory that the service makes
+        _dir=$(tr -d '\r' <"$tmpd/sshd-err" | sed -n 's/^Missing privilege separation directory: //p')
+        if [ -n "$_dir" ] && is_root && mkdir -p "$_dir" 2>/dev/null; then
+            made_run_sshd=$_dir
+            "$sshd_bin" -T -C "$(sshd_spec root)" >/dev/null 2>&1 && _ok=0
+        fi
+        # Without readable host keys sshd -T refuses to print anything; a
+        # throwaway key lets it evaluate the configuration all the same.
+        if [ $_ok = 1 ] && have ssh-keygen && ssh-keygen -q -t ed25519 -N '' -f "$tmpd/hostkey" >/dev/null 2>&1; then
+            sshd_extra="-h $tmpd/hostkey"
+        fi
+    fi
+
+    # Port is server-wide (Match cannot set it): any lport gives the same list.
+    if [ -n "$sshd_local" ]; then
+        _ports=$(sshd_t root 2>/dev/null | awk '$1 == "port" { print $2 }
+            $1 == "listenaddress" { n = split($2, p, ":"); print p[n] }' | awk 'NF && !seen[$0]++' | head -n 4)
+        [ -n "$_ports" ] && sshd_ports=$_ports
+    fi
+    return 0
+}
+
+# -C words for user $1, on local port $2 and address $3 when Match asks
+sshd_spec() {
+    if [ -n "$sshd_local" ]; then
+        # shellcheck disable=SC2086
+        set -- "$1" "${2:-$(first $sshd_ports)}" "${3:-$(first $sshd_addrs)}"
+        echo "user=$1,$scan_ctx,lport=$2,laddr=$3"
+    else
+        echo "user=$1,$scan_ctx"
     fi
 }
+
+first() { echo "$1"; }
 
 sshd_t() {
     [ -n "$sshd_bin" ] || { echo "sshd: not installed"; return 127; }
     # shellcheck disable=SC2086
-    "$sshd_bin" -T $sshd_extra -C "user=$1,$scan_ctx"
+    "$sshd_bin" -T $sshd_extra -C "$(sshd_spec "$@")"
+}
+
+# sshd -T for every account sshd could let in (and on every port and local
+# address, when Match asks about those): a Match block may open passwords or
+# keys to one account alone. Without any Match line, the evaluation for root
+# holds for everyone. Kept in $tmpd/contexts for the authorized-keys section.
+sshd_contexts() {
+    [ -n "$sshd_bin" ] || { echo "sshd: not installed"; return 127; }
+    [ $sshd_matches = 1 ] || { echo "@@no-match@@"; return 0; }
+    key_accounts | cut -f1 | while read -r _n; do
+        for _p in $sshd_ports; do
+            for _a in $sshd_addrs; do
+                _where=""
+                [ -n "$sshd_local" ] && _where=" lport=$_p laddr=$_a"
+                echo "@@context user=$_n$_where@@"
+                # shellcheck disable=SC2086
+                if "$sshd_bin" -T $sshd_extra -C "$(sshd_spec "$_n" "$_p" "$_a")" >"$tmpd/one" 2>&1; then
+                    grep -E "^($context_keywords) " "$tmpd/one"
+                else
+                    echo "@@context-failed $?@@"
+                    tail -n 5 "$tmpd/one"
+                fi
+                [ -n "$sshd_local" ] || break
+            done
+            [ -n "$sshd_local" ] || break
+        done
+    done >"$tmpd/contexts"
+    cat "$tmpd/contexts"
 }
 
 sshd_files() {
@@ -137,9 +214,10 @@ sshd_files() {
 }
 
 user_groups() {
-    for _u in root "$user"; do
-        printf '%s:%s\n' "$_u" "$(id -Gn "$_u" 2>/dev/null)"
-    done
+    { echo root; echo "$user"; [ $sshd_matches = 1 ] && key_accounts | cut -f1; } |
+        awk '!seen[$0]++' | while read -r _u; do
+            printf '%s:%s\n' "$_u" "$(id -Gn "$_u" 2>/dev/null)"
+        done
 }
 
 sshd_config() {
@@ -185,22 +263,32 @@ expand_akf() {
     }'
 }
 
+# the values of sshd -T keyword $1 for account $2 in the per-account evaluations
+context_values() {
+    awk -v key="$1" -v who="$2" '
+        /^@@context / { sub(/@@$/, ""); split($2, kv, "="); account = kv[2]; next }
+        /^@@/ { next }
+        account == who && $1 == key { $1 = ""; sub(/^ /, ""); if (!seen[$0]++) print }
+    ' "$tmpd/contexts" 2>/dev/null
+}
+
 authorized_keys() {
-    _global=$(sshd_t root 2>/dev/null | awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }')
-    _matches=0
-    # shellcheck disable=SC2046
-    grep -qiE '^[[:space:]]*match[[:space:]]' $(sshd_files) 2>/dev/null && _matches=1
+    sshd_t root >"$tmpd/root-sshd" 2>/dev/null
+    _global=$(awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }' "$tmpd/root-sshd")
     [ -n "$_global" ] || { _global=".ssh/authorized_keys .ssh/authorized_keys2"; echo "@@akf-default@@"; }
     key_accounts | while IFS="$(printf '\t')" read -r n u h s shell_ok home_ok; do
-        _akf=$_global
-        if [ $_matches = 1 ]; then
-            _akf=$(sshd_t "$n" 2>/dev/null | awk '$1 == "authorizedkeysfile" { $1 = ""; sub(/^ /, ""); print }')
-            [ -n "$_akf" ] || _akf=$_global
-        fi
+        # Match blocks may give an account files of its own, on some ports only:
+        # every file sshd would read for it counts.
+        _akfs=""
+        [ $sshd_matches = 1 ] && _akfs=$(context_values authorizedkeysfile "$n")
+        [ -n "$_akfs" ] || _akfs=$_global
         printf '@@account %s %s %s %s shell=%s home=%s@@\n' "$n" "$u" "$h" "$s" "$shell_ok" "$home_ok"
-        printf '@@akf %s@@\n' "$_akf"
-        [ "$_akf" = none ] && continue
-        expand_akf "$_akf" "$n" "$h" "$u" | while read -r _f; do
+        printf '%s\n' "$_akfs" | while read -r _akf; do
+            printf '@@akf %s@@\n' "$_akf"
+            [ "$_akf" = none ] && continue
+            expand_akf "$_akf" "$n" "$h" "$u"
+        done | awk '/^@@/ || !seen[$0]++' | while read -r _f; do
+            case $_f in @@*) echo "$_f"; continue ;; esac
             if [ -f "$_f" ] && [ -r "$_f" ]; then
                 printf '@@keyfile %s@@\n' "$_f"
                 grep -n '' "$_f"
@@ -209,6 +297,22 @@ authorized_keys() {
             fi
         done
     done
+    # A certificate signed by a trusted user CA logs its holder in as any
+    # principal it names: the CA's key is as much a baked key as any other.
+    {
+        awk '$1 == "trustedusercakeys"' "$tmpd/root-sshd"
+        grep '^trustedusercakeys ' "$tmpd/contexts" 2>/dev/null
+    } | awk '$2 != "none" { $1 = ""; sub(/^ /, ""); if (!seen[$0]++) print }' | while read -r _ca; do
+        if [ -f "$_ca" ] && [ -r "$_ca" ]; then
+            printf '@@user-ca %s@@\n' "$_ca"
+            grep -n '' "$_ca"
+        elif [ -e "$_ca" ]; then
+            printf '@@user-ca-unreadable %s@@\n' "$_ca"
+        else
+            printf '@@user-ca-missing %s@@\n' "$_ca"
+        fi
+    done
+    return 0
 }
 
 host_keys() {
@@ -279,7 +383,18 @@ remote_agents() {
 fp() { printf '%s' "$1" | sha256sum | cut -c1-16; }
 tab=$(printf '\t')
 
-scan_pattern='PRIVATE KEY|A[KS]IA[A-Z0-9]{16}|[Ss]ecret_?[Aa]ccess_?[Kk]ey|SECRET_ACCESS_KEY|gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10}'
+token_pattern='gh[pousr]_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}|glpat-[A-Za-z0-9_-]{20,}|xox[baprs]-[A-Za-z0-9-]{10,}'
+scan_pattern="PRIVATE KEY|PuTTY-User-Key-File-[0-9]+:|A[KS]IA[A-Z0-9]{16}|[Ss]ecret_?[Aa]ccess_?[Kk]ey|SECRET_ACCESS_KEY|$token_pattern"
+
+# Variable names that hold a secret, matched case-insensitively: the secret
+# word ends the name (API_TOKEN, DB_PASSWORD, PGPASSWORD, MYSQL_PWD, SSHPASS),
+# so TOKEN_TTL, BYPASS or PASSWORD_FILE are not secrets.
+secret_name='([A-Za-z0-9_]*(password|passwd|passphrase|secret|token|api_?key|access_?key|secret_?key|private_?key|auth_?key)|([A-Za-z0-9]*_)(pwd|pw)|([A-Za-z0-9]*_)?pass|sshpass)'
+# A value given literally: quoted, or a bare word of three characters or
+# more; never an expansion ($VAR, $(cat file)), a path or a systemd specifier.
+literal='("[^"$]{3,}"|'\''[^'\'']{3,}'\''|[^-"'\''$%/[:space:];&|#][^[:space:];&|#]{2,})'
+# The same, as short as a character, for options that take a glued value (-pX).
+glued='("[^"]+"|'\''[^'\'']+'\''|[^-"'\''$[:space:];&|][^[:space:];&|]*)'
 pseudo_fs='^(proc|sysfs|devtmpfs|devpts|tmpfs|cgroup2?|securityfs|pstore|debugfs|tracefs|configfs|fusectl|mqueue|hugetlbfs|bpf|autofs|binfmt_misc|nsfs|rpc_pipefs|efivarfs|ramfs|squashfs|nfs4?|cifs|9p|virtiofs|fuse\..*|overlay_placeholder)$'
 
 scan_files() {
@@ -354,6 +469,56 @@ report_matches() {
     done
 }
 
+# A PuTTY private key file: its header, and the private half in the file.
+putty_key() {
+    _head=$(grep -nE '^PuTTY-User-Key-File-[0-9]+: ' "$1" 2>/dev/null | head -n 1)
+    [ -n "$_head" ] && grep -qE '^Private-Lines: [0-9]+' "$1" || return 0
+    _kind=private-key
+    grep -qE '^Encryption: none' "$1" || _kind=encrypted-private-key
+    printf '%s\t%s\t%s\t%s\t\tPuTTY\n' "$_kind" "$1" "${_head%%:*}" "$(sha256sum <"$1" | cut -c1-16)"
+}
+
+# One way of writing a secret on a command line, in history file $_hist
+# (reported as $_path): $1 label ("=" takes the variable's name), $2 grep
+# flags, $3 pattern, $4 sed -E script that leaves only the secret of a match.
+history_rule() {
+    # shellcheck disable=SC2086
+    grep $2 -- "$3" "$_hist" 2>/dev/null | while IFS= read -r _m; do
+        _line=${_m%%:*}
+        _text=${_m#*:}
+        _label=$1
+        if [ "$_label" = "=" ]; then
+            _label=$(printf '%s\n' "$_text" | sed -E 's/^[^A-Za-z0-9_]//; s/=.*//')
+            # AWS keys are AWS-KEYS' to report
+            case $_label in [Aa][Ww][Ss]_*) continue ;; esac
+        fi
+        _val=$(printf '%s\n' "$_text" | sed -E "$4" | sed -E "s/^[\"']//; s/[\"']\$//")
+        printf 'history-secret\t%s\t%s\t%s\t\t%s\n' "$_path" "$_line" "$(fp "$_val")" "$_label"
+    done
+}
+
+# Secrets typed on command lines; precise both ways: "ssh -p2222" and
+# "tar -pzxvf" are options, "mysql -p db" asks for the password.
+history_secrets() {
+    _path=$1
+    _hist=$tmpd/history
+    # the MySQL client writes spaces as \040
+    sed 's/\\040/ /g' "$1" >"$_hist" 2>/dev/null || return 0
+    _v=$literal
+    {
+        history_rule = -inoE "(^|[^A-Za-z0-9_])$secret_name=$_v" 's/^[^A-Za-z0-9_]?[A-Za-z0-9_]*=//'
+        history_rule "--option" -noE "(^|[[:space:]])--(password|passwd|pass|token|secret|api-key|apikey|access-token|auth-token|client-secret|http-password|ftp-password|proxy-password)(=|[[:space:]]+)$_v" 's/^[^-]*--[a-z-]+(=|[[:space:]]+)//'
+        history_rule "-pass pass:" -noE "-pass(in|out)?[[:space:]]+pass:$glued" 's/.*pass://'
+        history_rule "sshpass -p" -noE "sshpass([[:space:]]+(-[ev]|-[dfP][[:space:]]*[^-[:space:]][^[:space:]]*))*[[:space:]]+-p[[:space:]]*$glued" 's/.*[[:space:]]-p[[:space:]]*//'
+        history_rule "registry login -p" -noE "(docker|podman|buildah|skopeo|nerdctl|helm[[:space:]]+registry)[[:space:]]+login([[:space:]]+[^[:space:];&|]+)*[[:space:]]+(-p|--password)(=|[[:space:]]+)$glued" 's/.*[[:space:]](-p|--password)(=|[[:space:]]+)//'
+        history_rule "curl -u" -noE "curl[[:space:]]([^|;&]*[[:space:]])?(-u|--user)[[:space:]]*(\"[^\":]+:[^\"]+\"|'[^':]+:[^']+'|[^-\"'[:space:]][^:[:space:]]*:[^[:space:]]+)" 's/^curl[[:space:]]([^|;&]*[[:space:]])?(-u|--user)[[:space:]]*//; s/^(["'\''])?[^:]*:/\1/'
+        history_rule "mysql -p" -noE "(mysql|mysqldump|mysqladmin|mysqlimport|mysqlshow|mysqlcheck|mariadb|mariadb-dump|mariadb-admin)[[:space:]]([^|;&]*[[:space:]])?-p$glued" 's/.*[[:space:]]-p//'
+        history_rule "credentials in a URL" -noE "[A-Za-z][A-Za-z0-9+.-]*://[^/[:space:]:@\"']+:[^/[:space:]@\"'\$]+@" 's/^.*:\/\/[^:]*://; s/@$//'
+        history_rule "authorization header" -inoE "(authorization|x-api-key|x-auth-token|private-token|api-key)[[:space:]]*:[[:space:]]*((bearer|basic|token)[[:space:]]+)?[A-Za-z0-9._~+/=-]{8,}" 's/^[^:]*:[[:space:]]*//; s/^([Bb][Ee][Aa][Rr][Ee][Rr]|[Bb][Aa][Ss][Ii][Cc]|[Tt][Oo][Kk][Ee][Nn])[[:space:]]+//'
+        history_rule "SQL password" -inoE "(identified[[:space:]]+(with[[:space:]]+[a-z_]+[[:space:]]+)?by|with[[:space:]]+(encrypted[[:space:]]+)?password)[[:space:]]+'[^']+'" "s/^[^']*//"
+    } | awk -F '\t' '!seen[$2 FS $3 FS $4]++'
+}
+
 scan_secrets() {
     _deadline=$(($(date +%s) + scan_timeout))
     scan_files >"$tmpd/hits"
@@ -377,15 +542,17 @@ scan_secrets() {
             printf 'aws-access-key-id\t%s\t%s\t%s\t%s\n' "$_f" "$_line" "$(fp "$_id")" "$_id"
         done
         report_matches aws-secret-access-key "$_f" '([Aa][Ww][Ss]_?)?[Ss][Ee][Cc][Rr][Ee][Tt]_?[Aa][Cc][Cc][Ee][Ss][Ss]_?[Kk][Ee][Yy][^A-Za-z0-9/+]{1,8}[A-Za-z0-9/+]{40}' 40
-        report_matches token "$_f" 'gh[pousr]_[A-Za-z0-9]{36}|xox[baprs]-[A-Za-z0-9-]{10,}' 0
+        report_matches token "$_f" "$token_pattern" 0
+        putty_key "$_f"
     done <"$tmpd/hits"
-    for _h in $(awk -F: '{ print $6 }' /etc/passwd | sort -u) /root; do
+    for _h in $({ awk -F: '{ print $6 }' /etc/passwd; echo /root; } | sort -u); do
         [ -d "$_h" ] || continue
-        for _f in "$_h"/.*history "$_h"/.*_history "$_h"/.local/share/*/history; do
+        # .*history holds .bash_history, .zsh_history, .mysql_history ...
+        for _f in "$_h"/.*history "$_h"/.local/share/*/history "$_h"/.local/share/fish/fish_history; do
             # A link may lead out of the tree or to a file that never ends
             # (/proc/kmsg); a file it leads to inside the tree is scanned above.
             [ -f "$_f" ] && [ ! -L "$_f" ] || continue
-            report_matches history-secret "$_f" '(pass(word|wd)?|token|secret|api[_-]?key)[[:space:]]*[=:][[:space:]]*[^[:space:]]{4,}|(-p|--password[= ])[^[:space:]-][^[:space:]]{3,}|https?://[^/[:space:]:@]+:[^/[:space:]@]+@' 0
+            history_secrets "$_f"
         done
         [ -f "$_h/.git-credentials" ] && report_matches git-credentials "$_h/.git-credentials" '.*://[^:]+:[^@]+@.*' 0
         [ -f "$_h/.docker/config.json" ] && report_matches docker-auth "$_h/.docker/config.json" '"(auth|identitytoken)"[[:space:]]*:[[:space:]]*"[^"]+"' 0
@@ -400,11 +567,41 @@ scan_secrets() {
     return $_rc
 }
 
+# $1 kind of file (unit or env), $2 path: variables with a secret's name and
+# a literal value, as "service-secret PATH LINE FINGERPRINT - NAME".
+service_secrets() {
+    if [ "$1" = unit ]; then
+        # Environment=A=1 "API_TOKEN=..." B=2: any of the assignments
+        grep -n '^[[:space:]]*Environment=' "$2" 2>/dev/null | while IFS=: read -r _line _text; do
+            printf '%s\n' "${_text#*=}" |
+                grep -oiE -- "(^|[[:space:]])\"$secret_name=[^\"\$]+\"|(^|[[:space:]\"'])$secret_name=$literal" |
+                sed "s/^/$_line:/"
+        done
+    else
+        grep -noiE -- "^[[:space:]]*(export[[:space:]]+)?$secret_name=$literal" "$2" 2>/dev/null
+    fi | while IFS=: read -r _line _m; do
+        _name=$(printf '%s\n' "$_m" | sed -E 's/^[[:space:]"'\'']*(export[[:space:]]+)?//; s/=.*//')
+        _val=$(printf '%s\n' "${_m#*=}" | sed -E "s/^[\"']//; s/[\"']\$//")
+        case $_name in [Aa][Ww][Ss]_*) continue ;; esac
+        case $(printf '%s' "$_val" | tr 'A-Z' 'a-z') in yes | no | true | false | none | null) continue ;; esac
+        printf 'service-secret\t%s\t%s\t%s\t\t%s\n' "$2" "$_line" "$(fp "$_val")" "$_name"
+    done
+}
+
 service_env() {
-    # AWS variables set for services, where an instance role should be used
-    for _f in /etc/environment /etc/default/* /etc/systemd/system/*.service /etc/systemd/system/*.d/*.conf \
-        /lib/systemd/system/*.service /usr/lib/systemd/system/*.service /etc/profile.d/*; do
+    _units=""
+    for _f in /etc/systemd/system/*.service /etc/systemd/system/*.d/*.conf \
+        /lib/systemd/system/*.service /lib/systemd/system/*.d/*.conf \
+        /usr/lib/systemd/system/*.service /usr/lib/systemd/system/*.d/*.conf; do
+        [ -f "$_f" ] && _units="$_units $_f"
+    done
+    # the files units read their environment from (EnvironmentFile=-/path)
+    # shellcheck disable=SC2086
+    _envfiles=$(grep -h '^[[:space:]]*EnvironmentFile=' $_units 2>/dev/null |
+        sed 's/^[^=]*=[[:space:]]*//; s/^-//' | grep -v '%' | sort -u)
+    for _f in $_units /etc/environment /etc/default/* /etc/sysconfig/* /etc/profile.d/* $_envfiles; do
         [ -f "$_f" ] || continue
+        # AWS variables set for services, where an instance role should be used
         grep -noE -- '(AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN)[[:space:]]*=[[:space:]]*["'\'']?[^"'\''[:space:]]+' "$_f" 2>/dev/null |
             while IFS=: read -r _line _m; do
                 _var=${_m%%=*}
@@ -413,7 +610,11 @@ service_env() {
                 case $_var in *ACCESS_KEY_ID*) _id=$_val ;; esac
                 printf 'aws-env\t%s\t%s\t%s\t%s\t%s\n' "$_f" "$_line" "$(fp "$_val")" "$_id" "$(echo "$_var" | tr -d ' ')"
             done
-    done
+        case " $_units " in
+        *" $_f "*) service_secrets unit "$_f" ;;
+        *) service_secrets env "$_f" ;;
+        esac
+    done | awk -F '\t' '!seen[$1 FS $2 FS $3 FS $4]++'
     return 0
 }
 
@@ -455,62 +656,139 @@ fscrypt_facts() {
 
 # ---------------------------------------------------------------- slow facts
 
-check_updates() {
-    if have apt-get; then
-        echo "manager: apt"
-        _lists=/var/lib/apt/lists
-        _stale=$(find "$_lists" -maxdepth 1 -name '*Packages*' -mmin -720 2>/dev/null | head -n 1)
-        if [ -z "$_stale" ]; then
-            if is_root; then
-                apt-get update -qq >"$tmpd/refresh" 2>&1
-                _r=$?
-                echo "refresh: apt-get update (status $_r)"
-                sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
-                [ $_r = 0 ] || return $_r
-                # apt-get update exits 0 when a mirror cannot be reached and
-                # keeps the old lists: they cannot show what is pending now.
-                if grep -qE '^(W|E): (Failed to fetch|Some index files failed)' "$tmpd/refresh"; then
-                    echo "refresh: failed, some package lists could not be fetched and are older than 12 hours"
-                    return 100
-                fi
-            else
-                echo "refresh: skipped, not root; package lists may be stale"
+# apt-get -s lists what dist-upgrade would install, each package at its
+# candidate version. A security fix that a later -updates version superseded
+# is not shown, yet the installed version lacks it all the same: apt-cache
+# policy lists every version between the installed one and the candidate,
+# with the suites that offer it ("between: PKG INSTALLED CANDIDATE VERSION
+# URL SUITE").
+apt_between() {
+    _pkgs=$(awk '$1 == "Inst" { print $2 }' "$tmpd/simulate" | sort -u)
+    [ -n "$_pkgs" ] || return 0
+    # shellcheck disable=SC2086
+    apt-cache policy $_pkgs 2>/dev/null | awk '
+        /^[^ ]/ { pkg = $0; sub(/:$/, "", pkg); table = 0; next }
+        /^  Installed:/ { installed = $2; next }
+        /^  Candidate:/ { candidate = $2; next }
+        /^  Version table:/ { table = 1; seen = 0; between = 0; next }
+        !table { next }
+        # the table runs from the newest version down; below the installed
+        # one nothing is pending
+        /^ \*\*\* / { table = 0; next }
+        /^     [^ ]/ {
+            version = $1
+            if (version == installed) table = 0
+            else if (version == candidate) seen = 1
+            else between = seen
+            next
+        }
+        /^        [^ ]/ && between && installed != "(none)" && $2 != "/var/lib/dpkg/status" {
+            print "between: " pkg " " installed " " candidate " " version " " $2 " " $3
+        }
+    '
+}
+
+apt_updates() {
+    echo "manager: apt"
+    _lists=/var/lib/apt/lists
+    _stale=$(find "$_lists" -maxdepth 1 -name '*Packages*' -mmin -720 2>/dev/null | head -n 1)
+    if [ -z "$_stale" ]; then
+        if is_root; then
+            apt-get update -qq >"$tmpd/refresh" 2>&1
+            _r=$?
+            echo "refresh: apt-get update (status $_r)"
+            sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
+            [ $_r = 0 ] || return $_r
+            # apt-get update exits 0 when a mirror cannot be reached and
+            # keeps the old lists: they cannot show what is pending now.
+            if grep -qE '^(W|E): (Failed to fetch|Some index files failed)' "$tmpd/refresh"; then
+                echo "refresh: failed, some package lists could not be fetched and are older than 12 hours"
+                return 100
             fi
         else
-            echo "refresh: package lists are less than 12 hours old"
+            echo "refresh: skipped, not root; package lists may be stale"
         fi
-        apt-cache policy 2>/dev/null | awk '/^ *[0-9-]+ [a-z]+:\/\// { print "repo: " $2 " " $3 }' | sort -u
-        echo "command: apt-get -s -o Debug::NoLocking=1 dist-upgrade"
-        apt-get -s -o Debug::NoLocking=1 dist-upgrade >"$tmpd/simulate" 2>&1
-        _r=$?
-        grep -E '^(Inst |E: |W: )' "$tmpd/simulate"
-        # a broken dpkg state or unmet dependencies list nothing to install
-        [ $_r = 0 ] || echo "apt-get: simulation failed (status $_r)"
-        return $_r
-    elif have dnf || have yum; then
-        _pm=dnf
-        have dnf || _pm=yum
-        echo "manager: $_pm"
-        $_pm -q repolist 2>&1 | sed 's/^/repo: /'
-        echo "command: $_pm -q updateinfo list security"
-        $_pm -q updateinfo list security 2>&1
-        return $?
-    elif have zypper; then
-        echo "manager: zypper"
-        zypper --non-interactive --quiet refresh >"$tmpd/refresh" 2>&1
-        _r=$?
-        echo "refresh: zypper refresh (status $_r)"
-        if [ $_r != 0 ]; then
-            sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
-            return $_r
-        fi
-        zypper --non-interactive lr -u 2>&1 | sed 's/^/repo: /'
-        echo "command: zypper --non-interactive list-patches --category security"
-        zypper --non-interactive list-patches --category security 2>&1
-        return $?
+    else
+        echo "refresh: package lists are less than 12 hours old"
     fi
-    echo "manager: none found (apt, dnf, yum, zypper)"
-    return 127
+    apt-cache policy 2>/dev/null | awk '/^ *[0-9-]+ [a-z]+:\/\// { print "repo: " $2 " " $3 }' | sort -u
+    echo "command: apt-get -s -o Debug::NoLocking=1 dist-upgrade"
+    apt-get -s -o Debug::NoLocking=1 dist-upgrade >"$tmpd/simulate" 2>&1
+    _r=$?
+    grep -E '^(Inst |E: |W: )' "$tmpd/simulate"
+    # a broken dpkg state or unmet dependencies list nothing to install
+    if [ $_r != 0 ]; then
+        echo "apt-get: simulation failed (status $_r)"
+        return $_r
+    fi
+    echo "command: apt-cache policy PACKAGE... (versions between installed and candidate)"
+    apt_between
+}
+
+os_release_file=/etc/os-release
+
+is_amazon_linux_2023() {
+    grep -qE '^ID="?amzn"?$' "$os_release_file" 2>/dev/null &&
+        grep -qE '^VERSION_ID="?2023' "$os_release_file" 2>/dev/null
+}
+
+dnf_updates() {
+    _pm=dnf
+    have dnf || _pm=yum
+    echo "manager: $_pm"
+    # stdout holds the table of enabled repositories; stderr the notes of
+    # plugins such as "This system is not registered ..."
+    $_pm -q repolist >"$tmpd/repos" 2>"$tmpd/repos-err"
+    sed 's/^/repo: /' "$tmpd/repos"
+    sed 's/^/repo-note: /' "$tmpd/repos-err"
+    echo "command: $_pm -q updateinfo list security"
+    $_pm -q updateinfo list security >"$tmpd/advisories" 2>&1
+    _r=$?
+    cat "$tmpd/advisories"
+    [ $_r = 0 ] || return $_r
+    is_amazon_linux_2023 || return 0
+
+    # Each Amazon Linux 2023 install stays on the release it was built from,
+    # and its repository is frozen at that release: fixes published in later
+    # releases are seen only in the latest release's repository.
+    echo "release: $(rpm -q --qf '%{VERSION}' system-release 2>/dev/null) (Amazon Linux 2023 stays on it); later releases are consulted with --releasever=latest"
+    $_pm -q --releasever=latest repolist >"$tmpd/repos" 2>&1
+    _r=$?
+    sed 's/^/repo-latest: /' "$tmpd/repos"
+    [ $_r = 0 ] || return $_r
+    echo "command: $_pm -q --releasever=latest updateinfo list security"
+    $_pm -q --releasever=latest updateinfo list security >"$tmpd/advisories" 2>&1
+    _r=$?
+    sed 's/^/latest: /' "$tmpd/advisories"
+    return $_r
+}
+
+zypper_updates() {
+    echo "manager: zypper"
+    # listed first: a refresh that fails for want of any repository says so
+    zypper --non-interactive lr -u 2>&1 | sed 's/^/repo: /'
+    zypper --non-interactive --quiet refresh >"$tmpd/refresh" 2>&1
+    _r=$?
+    echo "refresh: zypper refresh (status $_r)"
+    if [ $_r != 0 ]; then
+        sed 's/^/refresh-output: /' "$tmpd/refresh" | tail -n 20
+        return $_r
+    fi
+    echo "command: zypper --non-interactive list-patches --category security"
+    zypper --non-interactive list-patches --category security 2>&1
+}
+
+check_updates() {
+    if have apt-get; then
+        apt_updates
+    elif have dnf || have yum; then
+        dnf_updates
+    elif have zypper; then
+        zypper_updates
+    else
+        echo "manager: none found (apt, dnf, yum, zypper)"
+        return 127
+    fi
 }
 
 has_default_route() {
@@ -522,6 +800,22 @@ has_default_route() {
         END { exit !found }' /proc/net/route 2>/dev/null && return 0
     awk '$1 ~ /^0+$/ && $2 == "00" && $9 ~ /[13579bdf]$/ { found = 1 }
         END { exit !found }' /proc/net/ipv6_route 2>/dev/null
+}
+
+# Kernel and runtime trees, never files of the image; "(/|$)" keeps
+# /sysroot, /devel or /runner in the scan.
+pseudo_dirs='^/(proc|sys|dev|run)(/|$)'
+
+# What the malware scan covers, one per line: /, the image itself even on a
+# container's overlay, and every filesystem on a block device (or a ZFS
+# dataset) mounted outside the kernel's trees; each is scanned without
+# crossing into the next.
+malware_targets() {
+    {
+        echo /
+        awk '$1 ~ /^\/dev\// || $3 == "zfs" { print $2 }' /proc/mounts 2>/dev/null |
+            sed 's/\\040/ /g'
+    } | grep -vE "$pseudo_dirs" | awk '!seen[$0]++'
 }
 
 scan_malware() {
@@ -561,8 +855,15 @@ scan_malware() {
     # A whole disk can take long: the scan gets a deadline, not the run.
     _bound=""
     have timeout && _bound="timeout $malware_timeout"
-    echo "command: ${_bound:+$_bound }clamscan -r -i --cross-fs=no --exclude-dir=^/(proc|sys|dev|run) /"
-    $_bound clamscan -r -i --cross-fs=no --exclude-dir='^/(proc|sys|dev|run)' / >"$tmpd/clam" 2>&1
+    _targets=$(malware_targets)
+    set --
+    while IFS= read -r _t; do
+        [ -n "$_t" ] && set -- "$@" "$_t"
+    done <<TARGETS
+$_targets
+TARGETS
+    echo "command: ${_bound:+$_bound }clamscan -r -i --cross-fs=no --exclude-dir='$pseudo_dirs' $*"
+    $_bound clamscan -r -i --cross-fs=no --exclude-dir="$pseudo_dirs" "$@" >"$tmpd/clam" 2>&1
     _r=$?
     tail -n 200 "$tmpd/clam"
     if [ -n "$_bound" ] && [ $_r = 124 ]; then
@@ -598,6 +899,8 @@ section uname 'uname -srm'
 section sshd-root 'sshd_t root'
 section sshd-login 'sshd_t "$user"'
 section sshd-user 'sshd_t amipolicy-nobody'
+# before authorized-keys, which reads what it keeps
+section sshd-contexts 'sshd_contexts'
 section sshd-config 'sshd_config'
 section user-groups 'user_groups'
 section cloud-init 'grep -nHiE "^[[:space:]]*ssh_pwauth[[:space:]]*:" /etc/cloud/cloud.cfg /etc/cloud/cloud.cfg.d/*.cfg; test -d /etc/cloud'

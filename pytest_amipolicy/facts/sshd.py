@@ -48,6 +48,9 @@ class Connection:
     host: str = "scanner.invalid"
     address: str = "203.0.113.10"
     groups: tuple[str, ...] = ()
+    # The side of the connection that sshd -T learns from lport and laddr.
+    local_port: int | None = None
+    local_address: str | None = None
 
 
 def _words(line: str) -> list[str]:
@@ -126,8 +129,12 @@ def match_applies(criteria: list[str], connection: Connection | None) -> bool:
             ok = _pattern_list_matches(value, connection.host)
         elif key == "address":
             ok = _address_matches(value, connection.address)
+        elif key == "localport" and connection.local_port is not None:
+            ok = value == str(connection.local_port)
+        elif key == "localaddress" and connection.local_address is not None:
+            ok = _address_matches(value, connection.local_address)
         else:
-            # LocalAddress, LocalPort, RDomain: unknown to the scanner's context
+            # RDomain, or a local side the evaluation did not give
             ok = False
         if not ok:
             return False

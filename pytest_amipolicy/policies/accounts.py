@@ -17,12 +17,12 @@ FAMILY = "accounts"
 
 # Services a buyer did not ask for that let someone else in.
 REMOTE_AGENT = re.compile(
-    r"teamviewer|anydesk|rustdesk|vnc|telnet|rsh|rlogin|rexec|chrome-remote|"
+    r"teamviewer|anydesk|rustdesk|vnc|telnet|rsh|rlogin|rexec|xrdp|chrome-remote|"
     r"splashtop|nxserver",
     re.IGNORECASE,
 )
-# telnet, rexec/rlogin/rsh, VNC displays, TeamViewer, AnyDesk
-AGENT_PORTS = {23, 512, 513, 514, 5938, 7070} | set(range(5900, 5911))
+# telnet, rexec/rlogin/rsh, RDP (xrdp), VNC displays, TeamViewer, AnyDesk
+AGENT_PORTS = {23, 512, 513, 514, 3389, 5938, 7070} | set(range(5900, 5911))
 
 
 def _meaning(cls: str) -> str:
@@ -169,7 +169,7 @@ def check_sudo(facts: Facts) -> Outcome:
     summary="no extra root accounts and no remote-access agents beyond SSH admin access",
     remediation=(
         "Remove accounts with UID 0 other than root, and disable or uninstall "
-        "remote-access services (telnet, rsh, VNC, TeamViewer, AnyDesk...)."
+        "remote-access services (telnet, rsh, VNC, xrdp, TeamViewer, AnyDesk...)."
     ),
 )
 def check_outside_access(facts: Facts) -> Outcome:

@@ -14,10 +14,37 @@ from pytest_amipolicy.verdicts import Evidence, Outcome, failed, passed, undecid
 
 FAMILY = "keys"
 
+# A key line: options, a type token, the base64 key blob, a comment. sshd
+# reads the type from inside the blob; the token may be a signature name
+# (rsa-sha2-512, webauthn-sk-ecdsa-sha2-nistp256@openssh.com) or anything else.
 _KEY = re.compile(
-    r"(?:^|[\s,])(?P<type>(?:ssh|ecdsa|sk)-[A-Za-z0-9@.-]+)\s+"
+    r"(?:^|[\s,])(?P<type>[A-Za-z0-9][A-Za-z0-9@._+-]*)\s+"
     r"(?P<blob>AAAA[A-Za-z0-9+/]+={0,3})(?:\s+(?P<comment>.*))?$"
 )
+# The AuthorizedKeysCommand of EC2 Instance Connect: it returns the key pushed
+# for one user through the EC2 API for 60 seconds, nothing baked in.
+EC2_INSTANCE_CONNECT = (
+    "/opt/aws/bin/eic_run_authorized_keys",
+    "/usr/share/ec2-instance-connect/eic_run_authorized_keys",
+)
+
+
+def _material(blob: str) -> bytes | None:
+    try:
+        return base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _inner_type(material: bytes | None) -> str | None:
+    """The key type a public key blob names in its first field (RFC 4253)."""
+    if material is None or len(material) < 4:
+        return None
+    length = int.from_bytes(material[:4], "big")
+    name = material[4 : 4 + length]
+    if not 0 < length <= 64 or len(name) != length or not name.isascii():
+        return None
+    return name.decode()
 
 
 @dataclass(frozen=True)
@@ -30,12 +57,15 @@ class AuthorizedKey:
     comment: str
 
     @property
+    def material(self) -> bytes:
+        """The decoded key blob, or the text itself when it does not decode."""
+        return _material(self.blob) or self.blob.encode()
+
+    @property
     def fingerprint(self) -> str:
-        try:
-            raw = base64.b64decode(self.blob)
-        except (binascii.Error, ValueError):
+        if _material(self.blob) is None:
             return "SHA256:(undecodable)"
-        digest = base64.b64encode(hashlib.sha256(raw).digest()).decode()
+        digest = base64.b64encode(hashlib.sha256(self.material).digest()).decode()
         return "SHA256:" + digest.rstrip("=")
 
     def describe(self) -> str:
@@ -46,29 +76,55 @@ class AuthorizedKey:
 
 
 def parse_key(text: str) -> tuple[str, str, str] | None:
-    """Return (type, base64 material, comment) of a key line, options skipped."""
+    """Return (type, base64 material, comment) of a key line, options skipped.
+
+    The type is the one inside the key material when it decodes, whatever
+    the line's type token says.
+    """
     match = _KEY.search(text.strip())
     if not match:
         return None
-    return match["type"], match["blob"], (match["comment"] or "").strip()
+    kind = _inner_type(_material(match["blob"])) or match["type"]
+    return kind, match["blob"], (match["comment"] or "").strip()
+
+
+@dataclass
+class KeyListing:
+    """What the ``authorized-keys`` section holds."""
+
+    keys: list[AuthorizedKey]
+    unreadable: list[str]
+    # Keys of TrustedUserCAKeys files: certificates they sign are accepted.
+    user_ca_keys: list[AuthorizedKey]
+    user_ca_files: list[str]
 
 
 def authorized_keys(section: Section) -> tuple[list[AuthorizedKey], list[str]]:
     """Keys in the ``authorized-keys`` section, and files that were unreadable."""
-    keys: list[AuthorizedKey] = []
-    unreadable: list[str] = []
+    listing = read_listing(section)
+    return listing.keys, listing.unreadable
+
+
+def read_listing(section: Section) -> KeyListing:
+    listing = KeyListing([], [], [], [])
     account = path = ""
+    into = listing.keys
 
     for line in section.output.splitlines():
         marker = re.match(r"^@@([a-z-]+)(?: (.*))?@@$", line)
         if marker:
             kind, value = marker[1], marker[2] or ""
             if kind == "account":
-                account = value.split(" ")[0]
+                account, path, into = value.split(" ")[0], "", listing.keys
             elif kind == "keyfile":
-                path = value
-            elif kind == "keyfile-unreadable":
-                unreadable.append(value)
+                path, into = value, listing.keys
+            elif kind == "user-ca":
+                account, path, into = "any user", value, listing.user_ca_keys
+                listing.user_ca_files.append(value)
+            elif kind in ("keyfile-unreadable", "user-ca-unreadable"):
+                listing.unreadable.append(value)
+            elif kind == "user-ca-missing":
+                listing.user_ca_files.append(f"{value} (absent)")
             continue
 
         number, _, text = line.partition(":")
@@ -76,8 +132,23 @@ def authorized_keys(section: Section) -> tuple[list[AuthorizedKey], list[str]]:
             continue
         parsed = parse_key(text)
         if parsed:
-            keys.append(AuthorizedKey(account, path, int(number), *parsed))
-    return keys, unreadable
+            into.append(AuthorizedKey(account, path, int(number), *parsed))
+    return listing
+
+
+def _sshd_values(facts: Facts, keyword: str) -> list[str]:
+    """Every value sshd -T gave ``keyword``, server-wide and per account."""
+    values: list[str] = []
+    if facts.has("sshd-root"):
+        values += linux.sshd_settings(facts.section("sshd-root")).get(keyword, [])
+    if facts.has("sshd-contexts"):
+        for context in linux.sshd_contexts(facts.section("sshd-contexts")) or []:
+            values += context.settings.get(keyword, [])
+    return [v for v in dict.fromkeys(values) if v and v != "none"]
+
+
+def _is_instance_connect(command: str) -> bool:
+    return command.split()[0] in EC2_INSTANCE_CONNECT
 
 
 @policy(
@@ -88,7 +159,8 @@ def authorized_keys(section: Section) -> tuple[list[AuthorizedKey], list[str]]:
     remediation=(
         "Empty every authorized_keys and authorized_keys2 file (root's, the "
         "default user's, service accounts') before creating the image; cloud-init "
-        "installs the buyer's key at launch."
+        "installs the buyer's key at launch. Remove TrustedUserCAKeys and any "
+        "AuthorizedKeysCommand other than EC2 Instance Connect's."
     ),
 )
 def check_authorized_keys(facts: Facts) -> Outcome:
@@ -99,7 +171,8 @@ def check_authorized_keys(facts: Facts) -> Outcome:
     if not section.ok:
         return undecided("listing authorized keys failed", section.evidence())
 
-    keys, unreadable = authorized_keys(section)
+    listing = read_listing(section)
+    keys = listing.keys
     files = linux.markers(section, "keyfile")
     evidence = [
         Evidence(
@@ -109,21 +182,62 @@ def check_authorized_keys(facts: Facts) -> Outcome:
             or f"no key in {len(files)} file(s)",
         )
     ]
-    if facts.has("sshd-root"):
-        command = linux.sshd_settings(facts.section("sshd-root")).get(
-            "authorizedkeyscommand"
-        )
-        if command and command[0] != "none":
-            evidence.append(
-                Evidence(
-                    "AuthorizedKeysCommand (keys it returns are not checked)",
-                    output=command[0],
-                )
+    commands = _sshd_values(facts, "authorizedkeyscommand")
+    unknown_commands = [c for c in commands if not _is_instance_connect(c)]
+    if commands:
+        evidence.append(
+            Evidence(
+                "AuthorizedKeysCommand",
+                output="\n".join(
+                    f"{c} ({'EC2 Instance Connect' if c not in unknown_commands else 'unknown: its keys cannot be checked'})"
+                    for c in commands
+                ),
             )
+        )
+    principals = _sshd_values(facts, "authorizedprincipalsfile") + _sshd_values(
+        facts, "authorizedprincipalscommand"
+    )
+    if listing.user_ca_files or principals:
+        evidence.append(
+            Evidence(
+                "user certificate authorities (TrustedUserCAKeys) and principals",
+                output="\n".join(
+                    [f"TrustedUserCAKeys {f}" for f in listing.user_ca_files]
+                    + [k.describe() for k in listing.user_ca_keys]
+                    + [f"principals from {p}" for p in principals]
+                ),
+            )
+        )
 
-    if unreadable:
+    launch = parse_key(facts.launch_public_key or "")
+    launch_material = _material(launch[1]) if launch else None
+    baked = [
+        k for k in keys if launch is None or k.material != (launch_material or b"")
+    ]
+    problems = [k.describe() for k in baked] if launch else []
+    problems += [
+        f"TrustedUserCAKeys {k.path}:{k.line} {k.type} {k.fingerprint}: a "
+        "certificate this CA signs logs in as any principal it names"
+        for k in listing.user_ca_keys
+    ]
+    if problems:
+        return failed(
+            f"{len(problems)} key(s) other than the launch key: " + "; ".join(problems),
+            *evidence,
+            findings=tuple(problems),
+        )
+
+    if listing.unreadable:
         return undecided(
-            f"key files could not be read: {', '.join(unreadable)}", *evidence
+            f"key files could not be read: {', '.join(listing.unreadable)}",
+            *evidence,
+        )
+    if unknown_commands:
+        return undecided(
+            "sshd asks AuthorizedKeysCommand "
+            + ", ".join(repr(c) for c in unknown_commands)
+            + " for more keys; the keys it returns cannot be checked here",
+            *evidence,
         )
     if not keys and linux.markers(section, "akf-default"):
         # sshd -T did not say where it looks for keys, so only the default
@@ -135,20 +249,10 @@ def check_authorized_keys(facts: Facts) -> Outcome:
         )
     if not keys:
         return passed("no authorized key on the image", *evidence)
-
-    launch = parse_key(facts.launch_public_key or "")
     if launch is None:
         return undecided(
             "keys were found but the launch key is unknown, so none can be told apart",
             *evidence,
-        )
-    baked = [k for k in keys if (k.type, k.blob) != launch[:2]]
-    if baked:
-        found = tuple(k.describe() for k in baked)
-        return failed(
-            f"{len(baked)} key(s) other than the launch key: " + "; ".join(found),
-            *evidence,
-            findings=found,
         )
     return passed("the only authorized key is the launch key", *evidence)
 

@@ -68,7 +68,9 @@ def _scan(facts: Facts) -> tuple[list[linux.Finding], bool, list[Evidence]]:
     if facts.has("service-env"):
         env = facts.section("service-env")
         found += linux.findings(env)
-        evidence.append(Evidence("AWS variables in service environments", env.command))
+        evidence.append(
+            Evidence("secrets and AWS variables in service environments", env.command)
+        )
 
     host_keys = _host_keys(facts)
     real = [
@@ -119,9 +121,11 @@ def _judge(facts: Facts, kinds: set[str], inside: bool, what: str) -> Outcome:
     platforms=("linux",),
     summary="no private keys, service credentials or secrets in shell history on disk",
     remediation=(
-        "Delete private keys, .git-credentials, .docker/config.json auths, "
-        ".netrc/.pgpass passwords and shell history files before creating the "
-        "image; generate keys at first boot instead."
+        "Delete private keys (PEM and PuTTY), tokens, .git-credentials, "
+        ".docker/config.json auths, .netrc/.pgpass passwords and shell history "
+        "files before creating the image, and take secrets out of service "
+        "environments (Environment=, EnvironmentFile=, /etc/default, "
+        "/etc/sysconfig); generate keys and fetch secrets at first boot instead."
     ),
 )
 def check_credentials(facts: Facts) -> Outcome:

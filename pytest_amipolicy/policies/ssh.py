@@ -1,15 +1,19 @@
 """SSH policies: no password logins, and root never with a password.
 
-Verdicts come from ``sshd -T`` evaluated for the connections that matter (root,
-the login user and an ordinary user, all from a scanner's address), so Match
-blocks, drop-ins and defaults count exactly as sshd counts them. The config text
-is read only to point at the line that decided.
+Verdicts come from ``sshd -T`` evaluated for the connections that matter: root,
+the login user and an ordinary user, all from a scanner's address, and, when
+the configuration has Match blocks, every account sshd could let in, on every
+port and local address a Match block asks about. So Match blocks, drop-ins and
+defaults count exactly as sshd counts them. The config text is read only to
+point at the line that decided.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pytest_amipolicy.catalogue import policy
-from pytest_amipolicy.facts import Facts, MissingFact, Section, linux, sshd
+from pytest_amipolicy.facts import Facts, MissingFact, linux, sshd
 from pytest_amipolicy.verdicts import (
     Evidence,
     Outcome,
@@ -37,16 +41,38 @@ ROOT_WITHOUT_PASSWORD = {
     "forced-commands-only",
 }
 TRUE_WORDS = {"true", "yes", "1", "on"}
+# sshd -T is always asked about root, the login user and an ordinary user.
+STANDARD = 3
+# Per-account evaluations shown in full in the evidence; the rest are counted.
+MAX_DETAILED = 5
 
 
-def _contexts(facts: Facts) -> list[tuple[str, str]]:
-    """(section name, user) for every connection sshd -T is asked about."""
+@dataclass(frozen=True)
+class Evaluation:
+    """One connection sshd -T was asked about, and what it answered."""
+
+    connection: sshd.Connection
+    settings: dict[str, list[str]]
+    label: str
+
+    @property
+    def command(self) -> str:
+        spec = f"user={self.connection.user},{SCANNER}"
+        if self.connection.local_port is not None:
+            spec += f",lport={self.connection.local_port}"
+        if self.connection.local_address:
+            spec += f",laddr={self.connection.local_address}"
+        return f"sshd -T -C {spec}"
+
+
+def _standard(facts: Facts) -> list[tuple[str, str]]:
+    """(section name, user) of the three connections sshd -T is always asked about."""
     login = facts.login_user or "the login user"
     return [("sshd-root", "root"), ("sshd-login", login), ("sshd-user", ORDINARY_USER)]
 
 
 def _groups(facts: Facts) -> dict[str, tuple[str, ...]]:
-    """Group names of root and the login user, for Match Group in the evidence."""
+    """Group names of the accounts, for Match Group in the evidence."""
     if not facts.has("user-groups"):
         return {}
     groups = {}
@@ -55,6 +81,71 @@ def _groups(facts: Facts) -> dict[str, tuple[str, ...]]:
         if sep:
             groups[name] = tuple(names.split())
     return groups
+
+
+def _evaluations(facts: Facts, user: str | None = None) -> list[Evaluation] | Outcome:
+    """Every sshd -T answer gathered (for ``user`` only, if given), or the
+    outcome when one is missing or failed.
+
+    A connection sshd was not asked about could be the one a Match block opens
+    to passwords: without its answer there is no verdict.
+    """
+    groups = _groups(facts)
+    found: list[Evaluation] = []
+    for name, asked in _standard(facts):
+        if user is not None and asked != user:
+            continue
+        try:
+            section = facts.section(name)
+        except MissingFact as error:
+            return undecided(f"sshd -T was not run for user {asked}: {error.why}")
+        settings = linux.sshd_settings(section)
+        if not section.ok or "passwordauthentication" not in settings:
+            return undecided(
+                f"sshd -T failed for user {asked}",
+                section.evidence(f"sshd -T for {asked}", _tail(section.output)),
+            )
+        connection = sshd.Connection(user=asked, groups=groups.get(asked, ()))
+        found.append(Evaluation(connection, settings, f"user {asked}"))
+
+    if not facts.has("sshd-contexts"):
+        if any(_has_match(text) for text in _config(facts).values()):
+            return undecided(
+                "sshd's configuration has Match blocks, but sshd -T was not "
+                "evaluated for every account"
+            )
+        return found
+
+    section = facts.section("sshd-contexts")
+    contexts = linux.sshd_contexts(section)
+    if not section.ok:
+        return undecided(
+            "sshd -T could not be evaluated for every account",
+            section.evidence("sshd -T per account", _tail(section.output)),
+        )
+    for context in contexts or []:
+        if user is not None and context.user != user:
+            continue
+        if context.status or "passwordauthentication" not in context.settings:
+            return undecided(
+                f"sshd -T failed for {context.describe()}",
+                Evidence(f"sshd -T for {context.describe()}", output=context.error),
+            )
+        connection = sshd.Connection(
+            user=context.user,
+            groups=groups.get(context.user, ()),
+            local_port=context.local_port,
+            local_address=context.local_address,
+        )
+        found.append(Evaluation(connection, context.settings, context.describe()))
+    return found
+
+
+def _has_match(text: str) -> bool:
+    return any(
+        line.strip().lower().startswith(("match ", "match\t", "match="))
+        for line in text.splitlines()
+    )
 
 
 def _no_sshd(facts: Facts) -> Outcome | None:
@@ -85,23 +176,18 @@ def _config(facts: Facts) -> dict[str, str]:
 
 
 def _settings_evidence(
-    section: Section,
-    user: str,
-    keywords: tuple[str, ...],
-    files: dict[str, str],
-    groups: tuple[str, ...] = (),
+    evaluation: Evaluation, keywords: tuple[str, ...], files: dict[str, str]
 ) -> Evidence:
-    settings = linux.sshd_settings(section)
+    settings = evaluation.settings
     shown = [f"{key} {' '.join(settings[key])}" for key in keywords if key in settings]
-    connection = sshd.Connection(user=user, groups=groups)
     origins = [
-        sshd.describe(files, key, connection, " ".join(settings[key]))
+        sshd.describe(files, key, evaluation.connection, " ".join(settings[key]))
         for key in keywords
         if key in settings
     ]
     return Evidence(
-        label=f"effective sshd settings for user {user}",
-        command=f"sshd -T -C user={user},{SCANNER}",
+        label=f"effective sshd settings for {evaluation.label}",
+        command=evaluation.command,
         output="\n".join(shown + ["", "decided by:"] + origins),
     )
 
@@ -116,14 +202,31 @@ def _password_paths(settings: dict[str, list[str]]) -> list[str]:
     if value("passwordauthentication") == "yes":
         reasons.append("PasswordAuthentication yes")
 
-    keyboard = value("kbdinteractiveauthentication") or value(
-        "challengeresponseauthentication"
-    )
-    if keyboard == "yes" and value("usepam") == "yes":
+    # sshd 8.7 and later: ChallengeResponseAuthentication is another name for
+    # KbdInteractiveAuthentication and sshd -T prints only the latter. Before,
+    # both were printed, and both had to be on: KbdInteractiveAuthentication
+    # offers keyboard-interactive, ChallengeResponseAuthentication lets it run
+    # the PAM conversation that asks for the password.
+    keywords = [
+        key
+        for key in ("kbdinteractiveauthentication", "challengeresponseauthentication")
+        if key in settings
+    ]
+    keyboard = bool(keywords) and all(value(key) == "yes" for key in keywords)
+    if keyboard and value("usepam") == "yes":
         reasons.append("keyboard-interactive through PAM (asks for the password)")
     if value("permitemptypasswords") == "yes":
         reasons.append("PermitEmptyPasswords yes")
     return reasons
+
+
+def _grouped(problems: dict[str, list[str]]) -> list[str]:
+    """One line per reason, naming every connection it holds for."""
+    lines = []
+    for reason, labels in problems.items():
+        shown = labels[:8] + ([f"{len(labels) - 8} more"] if len(labels) > 8 else [])
+        lines.append(f"{reason} for {', '.join(shown)}")
+    return lines
 
 
 def _cloud_init_password(facts: Facts) -> tuple[str | None, Evidence | None]:
@@ -167,45 +270,53 @@ def check_ssh_password(facts: Facts) -> Outcome:
     if stop is not None:
         return stop
 
-    files = _config(facts)
-    groups = _groups(facts)
-    problems: list[str] = []
-    evidence: list[Evidence] = []
-    for name, user in _contexts(facts):
-        # A connection sshd was not asked about could be the one a Match
-        # block opens to passwords: without its answer there is no verdict.
-        try:
-            section = facts.section(name)
-        except MissingFact as error:
-            return undecided(f"sshd -T was not run for user {user}: {error.why}")
-        settings = linux.sshd_settings(section)
-        if not section.ok or "passwordauthentication" not in settings:
-            return undecided(
-                f"sshd -T failed for user {user}",
-                section.evidence(f"sshd -T for {user}", _tail(section.output)),
-            )
-        evidence.append(
-            _settings_evidence(
-                section, user, PASSWORD_KEYWORDS, files, groups.get(user, ())
-            )
-        )
-        problems += [
-            f"{reason} for user {user}" for reason in _password_paths(settings)
-        ]
+    evaluations = _evaluations(facts)
+    if isinstance(evaluations, Outcome):
+        return evaluations
 
+    files = _config(facts)
+    problems: dict[str, list[str]] = {}
+    evidence: list[Evidence] = []
+    detailed = 0
+    for number, evaluation in enumerate(evaluations):
+        reasons = _password_paths(evaluation.settings)
+        for reason in reasons:
+            labels = problems.setdefault(reason, [])
+            if evaluation.label not in labels:
+                labels.append(evaluation.label)
+        # The three standard connections always; others when they decide.
+        standard = number < STANDARD
+        if standard or (reasons and detailed < MAX_DETAILED):
+            detailed += 0 if standard else 1
+            evidence.append(_settings_evidence(evaluation, PASSWORD_KEYWORDS, files))
+    evidence.append(_coverage(evaluations))
+
+    found = _grouped(problems)
     boot_problem, cloud_evidence = _cloud_init_password(facts)
     if cloud_evidence:
         evidence.append(cloud_evidence)
     if boot_problem:
-        problems.append(boot_problem)
+        found.append(boot_problem)
 
-    if problems:
+    if found:
         return failed(
-            "sshd accepts passwords: " + "; ".join(problems),
+            "sshd accepts passwords: " + "; ".join(found),
             *evidence,
-            findings=tuple(problems),
+            findings=tuple(found),
         )
-    return passed("sshd accepts no password for any connection checked", *evidence)
+    checked = len({e.label for e in evaluations})
+    return passed(
+        f"sshd accepts no password for any of the {checked} connections checked",
+        *evidence,
+    )
+
+
+def _coverage(evaluations: list[Evaluation]) -> Evidence:
+    labels = list(dict.fromkeys(e.label for e in evaluations))
+    return Evidence(
+        f"connections sshd -T was asked about ({len(labels)})",
+        output="\n".join(labels),
+    )
 
 
 @policy(
@@ -224,25 +335,40 @@ def check_ssh_root(facts: Facts) -> Outcome:
     if stop is not None:
         return stop
 
-    section = facts.section("sshd-root")
-    settings = linux.sshd_settings(section)
-    value = (settings.get("permitrootlogin") or [""])[0].lower()
-    evidence = _settings_evidence(
-        section,
-        "root",
-        ("permitrootlogin",),
-        _config(facts),
-        _groups(facts).get("root", ()),
-    )
+    as_root = _evaluations(facts, "root")
+    if isinstance(as_root, Outcome):
+        return as_root
 
-    if not value:
-        return undecided("sshd -T printed no permitrootlogin value", evidence)
-    if value in ROOT_WITHOUT_PASSWORD:
-        return passed(
-            f"PermitRootLogin is {value}: root cannot use a password", evidence
+    files = _config(facts)
+    values = {
+        e.label: (e.settings.get("permitrootlogin") or [""])[0].lower() for e in as_root
+    }
+    evidence = [_settings_evidence(as_root[0], ("permitrootlogin",), files)]
+    evidence += [
+        _settings_evidence(e, ("permitrootlogin",), files)
+        for e in as_root[1:]
+        if values[e.label] not in ROOT_WITHOUT_PASSWORD
+    ][:MAX_DETAILED]
+
+    unknown = [label for label, value in values.items() if not value]
+    if unknown:
+        return undecided(
+            f"sshd -T printed no permitrootlogin value for {', '.join(unknown)}",
+            *evidence,
         )
-    return failed(
-        f"PermitRootLogin is {value}: root may log in with a password",
-        evidence,
-        findings=(f"permitrootlogin {value}",),
-    )
+    allowed = {
+        label: v for label, v in values.items() if v not in ROOT_WITHOUT_PASSWORD
+    }
+    if allowed:
+        found = tuple(
+            f"permitrootlogin {v} for {label}" for label, v in allowed.items()
+        )
+        first = next(iter(allowed.values()))
+        return failed(
+            f"PermitRootLogin is {first}: root may log in with a password "
+            f"({'; '.join(found)})",
+            *evidence,
+            findings=found,
+        )
+    value = values[as_root[0].label]
+    return passed(f"PermitRootLogin is {value}: root cannot use a password", *evidence)

@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_amipolicy.catalogue import policy
 from pytest_amipolicy.facts import Facts, MissingFact, Section, linux
+from pytest_amipolicy.policies import pending
 from pytest_amipolicy.verdicts import (
     Evidence,
     Outcome,
@@ -115,8 +116,11 @@ def identify(facts: Facts) -> tuple[Release | None, str, list[Evidence]]:
     if facts.platform == "windows":
         section = facts.section("windows")
         try:
-            os_info = json.loads(section.output).get("os", {})
+            document = json.loads(section.output)
         except ValueError:
+            document = None
+        os_info = document.get("os") if isinstance(document, dict) else None
+        if not isinstance(os_info, dict):
             return None, "unreadable Windows facts", [section.evidence("windows facts")]
         said = f"{os_info.get('caption', '?')} {os_info.get('version', '?')}"
         shown = Evidence("Windows version", section.command, said)
@@ -195,46 +199,20 @@ def check_eol(facts: Facts) -> Outcome:
 # ---------------------------------------------------------------- UPDATES
 
 
-# apt-get -s: "Inst NAME [OLD] (NEW LABEL:VERSION/SUITE, ... [ARCH])".
-_APT_ORIGINS = re.compile(r"^Inst \S+ (?:\[[^]]*\] )?\(\S+ (?P<origins>[^)]*)\)")
-
-
-def _from_security(line: str) -> bool:
-    """Whether an apt ``Inst`` line's new version comes from a security suite.
-
-    Only the origins count: a package whose name says security
-    (debian-security-support) is not a security update from an ordinary suite.
-    """
-    found = _APT_ORIGINS.match(line)
-    return found is not None and "security" in found["origins"].lower()
-
-
-def pending_security(output: str) -> tuple[str, list[str]]:
-    """The package manager and the pending security updates it listed."""
-    manager = ""
-    pending = []
-    listing = False
-    for line in output.splitlines():
-        if line.startswith("manager: "):
-            manager = line.split()[1]
-        elif line.startswith("command: "):
-            listing = True
-        elif line.startswith("Inst ") and _from_security(line):
-            pending.append(line[5:])
-        elif (
-            listing
-            and manager in ("dnf", "yum")
-            and re.search(r"/Sec\.|\bsecurity\b", line)
-        ):
-            pending.append(line.strip())
-        elif (
-            listing
-            and manager == "zypper"
-            and "security" in line
-            and "| needed" in line
-        ):
-            pending.append(" ".join(line.split()))
-    return manager, pending
+# What to do when a package manager consults no repository at all.
+NO_REPOSITORY_FIX = {
+    "dnf": (
+        "register the system (RHEL: subscription-manager register, or an AMI "
+        "with Red Hat's RHUI client) or enable the distribution's repositories "
+        "in /etc/yum.repos.d"
+    ),
+    "zypper": (
+        "register the system (SUSEConnect --regcode CODE, or an AMI with SUSE's "
+        "public cloud update infrastructure) or add the distribution's update "
+        "repositories (zypper addrepo)"
+    ),
+}
+NO_REPOSITORY_FIX["yum"] = NO_REPOSITORY_FIX["dnf"]
 
 
 @policy(
@@ -250,8 +228,17 @@ def check_updates(facts: Facts) -> Outcome:
     except MissingFact as error:
         return undecided(f"pending updates could not be listed: {error.why}")
 
-    manager, pending = pending_security(section.output)
+    report = pending.read(section.output)
+    manager = report.manager
     evidence = section.evidence("package manager, repositories and pending updates")
+    if manager in NO_REPOSITORY_FIX and not report.repositories:
+        # Nothing consulted, nothing listed: an empty list proves nothing.
+        said = f" ({'; '.join(report.notes)})" if report.notes else ""
+        return undecided(
+            f"{manager} consults no enabled repository{said}, so pending security "
+            f"updates cannot be seen; {NO_REPOSITORY_FIX[manager]}",
+            evidence,
+        )
     if not section.ok or not manager or manager == "none":
         return undecided("the package manager failed or was not found", evidence)
     # apt reports a broken dpkg state or unmet dependencies with "E:" lines and
@@ -259,33 +246,27 @@ def check_updates(facts: Facts) -> Outcome:
     errors = [ln for ln in section.output.splitlines() if ln.startswith("E: ")]
     if errors:
         return undecided(f"{manager} reported errors: {errors[0][3:]}", evidence)
-    if pending:
+    if report.pending:
         return failed(
-            f"{len(pending)} security update(s) pending from {manager}",
+            f"{len(report.pending)} security update(s) pending from {manager}",
             evidence,
-            findings=tuple(pending),
+            findings=tuple(report.pending),
         )
     # Debian and Ubuntu publish security fixes in a suite of their own: without
     # it, apt cannot list them, and an empty list would prove nothing.
-    if manager == "apt" and not _apt_security_suites(section.output):
+    if manager == "apt" and not pending.apt_security_suites(report.repositories):
         return undecided(
             "apt consults no security suite (such as bookworm-security or "
             "jammy-security), so pending security updates cannot be seen; add "
             "the distribution's security repository to the image's apt sources",
             evidence,
         )
-    return passed(f"{manager} lists no pending security update", evidence)
-
-
-def _apt_security_suites(output: str) -> list[str]:
-    """The ``repo:`` lines of apt's sources that serve security updates."""
-    repos = [line for line in output.splitlines() if line.startswith("repo: ")]
-    # Debian 10 and older named the suite "buster/updates" on security.debian.org.
-    return [
-        line
-        for line in repos
-        if "security" in line.split(" ", 2)[-1] or "/updates/" in line
-    ]
+    consulted = len(report.repositories)
+    return passed(
+        f"{manager} lists no pending security update ({consulted} "
+        f"repositor{'y' if consulted == 1 else 'ies'} consulted)",
+        evidence,
+    )
 
 
 # ---------------------------------------------------------------- MALWARE

@@ -1,5 +1,10 @@
 """Every Linux case in ../shared/cases, laid on the Debian image, booted and checked.
 
+The project's own cases in ``linux_cases/`` beside this file, in the same
+format, are checked the same way: situations found by review rather than in
+a public report (Match blocks for other accounts, keys under signature type
+names, user CAs, secrets in service environments, and the like).
+
 All cases are checked by the plugin in one pytest run (per check date), each
 case as its own ``--ami-image`` target, so the containers boot in parallel
 under xdist. Each case's expected verdicts are then asserted as a test of its
@@ -22,7 +27,8 @@ from tests.support.cases import Case, load_cases
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("linux-cases")]
 
-CASES = load_cases("linux")
+LOCAL_CASES = Path(__file__).with_name("linux_cases")
+CASES = load_cases("linux") + load_cases(LOCAL_CASES, "linux")
 
 # The plugin run's conftest: lays the case named by the target onto the image
 # through the plugin's own hook, as a seller could to test a build step.
@@ -32,7 +38,10 @@ sys.path.insert(0, {repo!r})
 
 from tests.support.cases import lay_case, load_cases
 
-CASES = {{case.id: case for case in load_cases("linux")}}
+CASES = {{
+    case.id: case
+    for case in load_cases("linux") + load_cases({local!r}, "linux")
+}}
 
 
 def pytest_amipolicy_prepare_image(config, target, root):
@@ -54,7 +63,10 @@ def verdicts(
         workdir = tmp_path_factory.mktemp("cases")
         (workdir / "conftest.py").write_text(
             textwrap.dedent(
-                RUN_CONFTEST.format(repo=str(Path(__file__).resolve().parents[2]))
+                RUN_CONFTEST.format(
+                    repo=str(Path(__file__).resolve().parents[2]),
+                    local=str(LOCAL_CASES.resolve()),
+                )
             )
         )
         # Outside the run's directory, or pytest would collect the image's own

@@ -184,3 +184,27 @@ def test_sudo_that_could_not_be_tried_as_the_login_user_is_an_error() -> None:
 
 def test_outside_access_without_passwd_is_an_error() -> None:
     assert check_outside_access(factsets.debian(passwd=None)).verdict is Verdict.ERROR
+
+
+def test_an_enabled_xrdp_is_remote_access_beyond_admin_ssh() -> None:
+    agents = (
+        "binary xrdp /usr/sbin/xrdp\n"
+        "enabled xrdp.service /etc/systemd/system/multi-user.target.wants/xrdp.service\n"
+    )
+
+    outcome = check_outside_access(
+        factsets.debian(remote_agents=section("remote-agents", agents))
+    )
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "xrdp.service" in outcome.reason
+
+
+def test_an_rdp_listener_fails() -> None:
+    listeners = 'tcp LISTEN 0 2 *:3389 *:* users:(("xrdp",pid=700,fd=11))\n'
+
+    outcome = check_outside_access(
+        factsets.debian(listeners=section("listeners", listeners))
+    )
+
+    assert outcome.verdict is Verdict.FAIL and "3389" in outcome.reason

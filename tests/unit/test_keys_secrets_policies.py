@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pytest_amipolicy.facts import linux
+import base64
+
+import pytest
+
+from pytest_amipolicy.facts import Facts, linux
 from pytest_amipolicy.policies.keys import check_authorized_keys, check_host_keys
 from pytest_amipolicy.policies.secrets import check_aws_keys, check_credentials
 from pytest_amipolicy.verdicts import Verdict
@@ -79,6 +83,7 @@ def test_keys_with_an_unknown_launch_key_are_an_error() -> None:
             ("admin", "/home/admin/.ssh/authorized_keys", LAUNCH)
         )
     )
+    facts.launch_public_key = None
 
     outcome = check_authorized_keys(facts)
 
@@ -87,8 +92,15 @@ def test_keys_with_an_unknown_launch_key_are_an_error() -> None:
     )
 
 
-def test_no_authorized_key_on_the_recorded_host_passes() -> None:
+def test_the_launch_key_alone_on_the_recorded_machine_passes() -> None:
     assert check_authorized_keys(factsets.debian()).verdict is Verdict.PASS
+
+
+def test_keys_on_the_recorded_machine_with_an_unknown_launch_key_are_an_error() -> None:
+    facts = factsets.debian()
+    facts.launch_public_key = None
+
+    assert check_authorized_keys(facts).verdict is Verdict.ERROR
 
 
 def test_the_recorded_host_keys_were_made_after_boot() -> None:
@@ -265,3 +277,190 @@ def test_the_example_key_in_a_service_environment_is_not_a_finding() -> None:
     facts = factsets.debian(secrets=secrets(), service_env=env)
 
     assert check_aws_keys(facts).verdict is Verdict.PASS
+
+
+def ssh_string(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def blob(*fields: bytes) -> str:
+    return base64.b64encode(b"".join(ssh_string(f) for f in fields)).decode()
+
+
+RSA_BLOB = blob(b"ssh-rsa", b"\x01\x00\x01", b"\x00" + bytes(range(1, 129)) * 2)
+SK_BLOB = blob(
+    b"sk-ecdsa-sha2-nistp256@openssh.com", b"nistp256", b"\x04" + bytes(64), b"ssh:"
+)
+
+
+def with_keys(text: str, path: str = "/home/deploy/.ssh/authorized_keys") -> Facts:
+    facts = factsets.debian(authorized_keys=keys_section(("deploy", path, text)))
+    facts.launch_public_key = LAUNCH
+    return facts
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        (f"rsa-sha2-512 {RSA_BLOB} ops@example.test", "ssh-rsa"),
+        (f"rsa-sha2-256 {RSA_BLOB}", "ssh-rsa"),
+        (
+            f"webauthn-sk-ecdsa-sha2-nistp256@openssh.com {SK_BLOB} yubikey",
+            "sk-ecdsa-sha2-nistp256@openssh.com",
+        ),
+        (f'restrict,command="/bin/true" rsa-sha2-512 {RSA_BLOB}', "ssh-rsa"),
+        (f"some-future-type {RSA_BLOB}", "ssh-rsa"),
+    ],
+)
+def test_a_key_under_any_type_token_sshd_accepts_is_found(line: str, kind: str) -> None:
+    outcome = check_authorized_keys(with_keys(line))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert f"(deploy) {kind} SHA256:" in outcome.reason
+
+
+def test_the_launch_key_under_another_type_token_is_still_the_launch_key() -> None:
+    facts = with_keys(f"rsa-sha2-512 {RSA_BLOB} written-by-hand")
+    facts.launch_public_key = f"ssh-rsa {RSA_BLOB} launch"
+
+    assert check_authorized_keys(facts).verdict is Verdict.PASS
+
+
+def test_a_line_without_key_material_is_not_a_key() -> None:
+    facts = with_keys("rsa-sha2-512 not-base64 comment\nssh-ed25519\n")
+
+    assert check_authorized_keys(facts).verdict is Verdict.PASS
+
+
+def keys_with(extra: str) -> factsets.Section:
+    return section("authorized-keys", keys_section().output + extra)
+
+
+def sshd_with(**values: str) -> factsets.Section:
+    root = linux.parse(factsets.real_output())["sshd-root"]
+    lines = [
+        line for line in root.output.splitlines() if line.split(" ", 1)[0] not in values
+    ]
+    lines += [f"{key} {value}" for key, value in values.items()]
+    return section("sshd-root", "\n".join(lines) + "\n")
+
+
+def test_a_trusted_user_ca_key_fails_as_a_baked_way_in() -> None:
+    ca = f"@@user-ca /etc/ssh/user_ca.pub@@\n1:ssh-rsa {RSA_BLOB} build-ca\n"
+    facts = factsets.debian(
+        authorized_keys=keys_with(ca),
+        sshd_root=sshd_with(trustedusercakeys="/etc/ssh/user_ca.pub"),
+    )
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "TrustedUserCAKeys /etc/ssh/user_ca.pub:1 ssh-rsa SHA256:" in outcome.reason
+
+
+def test_a_trusted_user_ca_file_that_does_not_exist_lets_nobody_in() -> None:
+    facts = factsets.debian(
+        authorized_keys=keys_with("@@user-ca-missing /etc/ssh/user_ca.pub@@\n"),
+        sshd_root=sshd_with(trustedusercakeys="/etc/ssh/user_ca.pub"),
+    )
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.PASS
+    assert any("/etc/ssh/user_ca.pub (absent)" in e.output for e in outcome.evidence)
+
+
+def test_a_trusted_user_ca_file_that_cannot_be_read_is_an_error() -> None:
+    facts = factsets.debian(
+        authorized_keys=keys_with("@@user-ca-unreadable /etc/ssh/user_ca.pub@@\n")
+    )
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "/etc/ssh/user_ca.pub" in outcome.reason
+
+
+def test_an_unknown_authorized_keys_command_is_an_error_naming_it() -> None:
+    facts = factsets.debian(
+        sshd_root=sshd_with(
+            authorizedkeyscommand="/usr/local/bin/keys-from-ldap %u",
+            authorizedkeyscommanduser="nobody",
+        )
+    )
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "/usr/local/bin/keys-from-ldap %u" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "/opt/aws/bin/eic_run_authorized_keys %u %f",
+        "/usr/share/ec2-instance-connect/eic_run_authorized_keys %u %f",
+    ],
+)
+def test_ec2_instance_connect_as_authorized_keys_command_passes(command: str) -> None:
+    facts = factsets.debian(
+        sshd_root=sshd_with(
+            authorizedkeyscommand=command,
+            authorizedkeyscommanduser="ec2-instance-connect",
+        )
+    )
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.PASS
+    assert any("EC2 Instance Connect" in e.output for e in outcome.evidence)
+
+
+def test_an_authorized_keys_command_set_in_a_match_block_counts() -> None:
+    facts = factsets.debian(
+        sshd_contexts=factsets.contexts(
+            ("deploy", "authorizedkeyscommand /usr/local/bin/vault-ssh-keys %u\n")
+        )
+    )
+
+    outcome = check_authorized_keys(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "vault-ssh-keys" in outcome.reason
+
+
+def test_a_baked_key_fails_even_when_an_unknown_command_adds_more() -> None:
+    facts = with_keys(DEPLOY_KEY)
+    facts.sections["sshd-root"] = sshd_with(
+        authorizedkeyscommand="/usr/local/bin/keys %u",
+        authorizedkeyscommanduser="nobody",
+    )
+
+    assert check_authorized_keys(facts).verdict is Verdict.FAIL
+
+
+def test_a_token_set_for_a_service_is_a_credential_not_an_aws_key() -> None:
+    env = section(
+        "service-env",
+        "service-secret\t/etc/systemd/system/app.service\t4\t0123456789abcdef\t\tAPI_TOKEN\n",
+    )
+    facts = factsets.debian(secrets=secrets(), service_env=env)
+
+    outcome = check_credentials(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert (
+        "service-secret API_TOKEN at /etc/systemd/system/app.service:4 "
+        "(sha256 0123456789abcdef)" in outcome.reason
+    )
+    assert check_aws_keys(facts).verdict is Verdict.PASS
+
+
+def test_a_password_typed_in_a_history_names_how_it_was_typed() -> None:
+    found = "history-secret\t/root/.bash_history\t12\tfedcba9876543210\t\tsshpass -p"
+    facts = factsets.debian(secrets=secrets(found), service_env=section("service-env"))
+
+    outcome = check_credentials(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "history-secret sshpass -p at /root/.bash_history:12" in outcome.reason

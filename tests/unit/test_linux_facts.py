@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.facts import MissingFact, linux
 from tests.unit import factsets
 
 FAST_SECTIONS = {
     "sudo", "sudo-list", "os-release", "uname", "sshd-root", "sshd-login",
-    "sshd-user", "sshd-config", "cloud-init", "passwd", "shadow",
+    "sshd-user", "sshd-contexts", "sshd-config", "user-groups", "cloud-init",
+    "passwd", "shadow",
     "authorized-keys", "host-keys", "secrets", "service-env", "mounts", "lsblk",
     "dmcrypt", "fscrypt", "listeners", "remote-agents", "region",
 }  # fmt: skip
@@ -100,6 +102,33 @@ def test_gather_continues_without_root_when_sudo_refuses() -> None:
     assert sections["sudo"].status == 1
     assert "a password is required" in sections["sudo"].output
     assert "passwd" in sections
+
+
+def test_a_script_that_prints_nothing_through_sudo_and_succeeds_is_no_refusal() -> None:
+    commands: list[str] = []
+
+    def run(command: str) -> tuple[int, str, str]:
+        commands.append(command)
+        return 0, "", ""
+
+    with pytest.raises(AmiPolicyError, match="printed no fact .exit status 0"):
+        linux.gather(run, sudo=True)
+    assert len(commands) == 1
+
+
+def test_a_script_that_prints_nothing_without_sudo_raises_too() -> None:
+    with pytest.raises(AmiPolicyError, match="exit status 2, sh: 1: cannot fork"):
+        linux.gather(lambda command: (2, "", "sh: 1: cannot fork\n"), sudo=False)
+
+
+def test_a_refused_sudo_followed_by_an_empty_unprivileged_run_raises() -> None:
+    def run(command: str) -> tuple[int, str, str]:
+        if command.startswith("sudo "):
+            return 1, "", "sudo: a password is required\n"
+        return 0, "", ""
+
+    with pytest.raises(AmiPolicyError, match="printed no fact"):
+        linux.gather(run, sudo=True)
 
 
 def test_load_slow_returns_the_requested_section() -> None:
@@ -321,3 +350,155 @@ def test_a_secrets_scan_out_of_time_says_so_instead_of_finding_nothing(
     secrets = linux.parse(output)["secrets"]
     assert secrets.status == 124
     assert linux.markers(secrets, "truncated after 0s") == [""]
+
+
+def stub_commands(directory: Path, **scripts: str) -> str:
+    """Write shell scripts named after the keywords into ``directory``; return it."""
+    directory.mkdir(exist_ok=True)
+    for name, body in scripts.items():
+        path = directory / name.replace("_", "-")
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+    return str(directory)
+
+
+def script_functions(*names: str) -> str:
+    return 'have() { command -v "$1" >/dev/null 2>&1; }\n' + "".join(
+        shell_function(name) for name in names
+    )
+
+
+@needs_sh
+def test_amazon_linux_2023_is_also_asked_about_the_latest_release(
+    tmp_path: Path,
+) -> None:
+    os_release = tmp_path / "os-release"
+    os_release.write_text('NAME="Amazon Linux"\nID="amzn"\nVERSION_ID="2023"\n')
+    # The frozen release's repository lists nothing; the latest one lists a fix.
+    stubs = stub_commands(
+        tmp_path / "bin",
+        dnf='case "$*" in\n'
+        '*releasever=latest*updateinfo*) echo "ALAS2023-2024-612 Important/Sec. openssl-libs-1:3.0.8-1.amzn2023.0.14.x86_64" ;;\n'
+        "*repolist*) printf 'repo id  repo name\\namazonlinux  Amazon Linux 2023 repository\\n' ;;\n"
+        "esac\n",
+        rpm="echo 2023.4.20240401\n",
+    )
+    program = (
+        f"PATH={stubs}:$PATH; tmpd={tmp_path}; os_release_file={os_release}\n"
+        + script_functions("is_amazon_linux_2023", "dnf_updates")
+        + "dnf_updates; echo status=$?"
+    )
+
+    output = run_shell(program)
+
+    assert "command: dnf -q --releasever=latest updateinfo list security" in output
+    assert "latest: ALAS2023-2024-612 Important/Sec." in output
+    assert "repo-latest: amazonlinux  Amazon Linux 2023 repository" in output
+    assert output.rstrip().endswith("status=0")
+
+
+@needs_sh
+def test_other_dnf_systems_are_asked_about_their_own_release_only(
+    tmp_path: Path,
+) -> None:
+    os_release = tmp_path / "os-release"
+    os_release.write_text('ID="rhel"\nVERSION_ID="9.4"\n')
+    stubs = stub_commands(tmp_path / "bin", dnf='echo "dnf $*" >&2\n')
+    program = (
+        f"PATH={stubs}:$PATH; tmpd={tmp_path}; os_release_file={os_release}\n"
+        + script_functions("is_amazon_linux_2023", "dnf_updates")
+        + "dnf_updates"
+    )
+
+    output = run_shell(program)
+
+    assert "releasever" not in output
+    assert "repo-note: dnf -q repolist" in output
+
+
+APT_CACHE_POLICY = """\
+libssl3:
+  Installed: 3.0.2-0ubuntu1.10
+  Candidate: 3.0.2-0ubuntu1.15
+  Version table:
+     3.0.2-0ubuntu1.16 -1
+        -1 http://archive.ubuntu.com/ubuntu jammy-proposed/main amd64 Packages
+     3.0.2-0ubuntu1.15 500
+        500 http://archive.ubuntu.com/ubuntu jammy-updates/main amd64 Packages
+     3.0.2-0ubuntu1.12 500
+        500 http://security.ubuntu.com/ubuntu jammy-security/main amd64 Packages
+     3.0.2-0ubuntu1.11 500
+        500 http://archive.ubuntu.com/ubuntu jammy-updates/main amd64 Packages
+ *** 3.0.2-0ubuntu1.10 100
+        100 /var/lib/dpkg/status
+     3.0.2-0ubuntu1.9 500
+        500 http://security.ubuntu.com/ubuntu jammy-security/main amd64 Packages
+libnew1:
+  Installed: (none)
+  Candidate: 2.0
+  Version table:
+     2.0 500
+        500 http://archive.ubuntu.com/ubuntu jammy-updates/main amd64 Packages
+     1.0 500
+        500 http://security.ubuntu.com/ubuntu jammy-security/main amd64 Packages
+"""
+
+
+@needs_sh
+def test_versions_between_installed_and_candidate_are_listed_with_their_suites(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "simulate").write_text(
+        "Inst libssl3 [3.0.2-0ubuntu1.10] (3.0.2-0ubuntu1.15 Ubuntu:22.04/jammy-updates [amd64])\n"
+        "Inst libnew1 (2.0 Ubuntu:22.04/jammy-updates [amd64])\n"
+    )
+    (tmp_path / "policy.txt").write_text(APT_CACHE_POLICY)
+    stubs = stub_commands(tmp_path / "bin", apt_cache=f"cat {tmp_path}/policy.txt\n")
+    program = (
+        f"PATH={stubs}:$PATH; tmpd={tmp_path}\n"
+        + shell_function("apt_between")
+        + "apt_between"
+    )
+
+    output = run_shell(program)
+
+    prefix = "between: libssl3 3.0.2-0ubuntu1.10 3.0.2-0ubuntu1.15"
+    assert output.splitlines() == [
+        f"{prefix} 3.0.2-0ubuntu1.12 http://security.ubuntu.com/ubuntu jammy-security/main",
+        f"{prefix} 3.0.2-0ubuntu1.11 http://archive.ubuntu.com/ubuntu jammy-updates/main",
+    ]
+
+
+@needs_sh
+def test_the_malware_scan_covers_every_block_filesystem_outside_the_kernel_trees(
+    tmp_path: Path,
+) -> None:
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "overlay / overlay rw 0 0\n"
+        "proc /proc proc rw 0 0\n"
+        "/dev/vda /run/host/os-release ext4 ro 0 0\n"
+        "/dev/vdb1 /sysroot xfs rw 0 0\n"
+        "/dev/vdb2 /devel ext4 rw 0 0\n"
+        "/dev/mapper/vg-runner /runner ext4 rw 0 0\n"
+        "/dev/nvme1n1 /srv/my\\040data ext4 rw 0 0\n"
+        "tank/home /home zfs rw 0 0\n"
+        "tmpfs /tmp tmpfs rw 0 0\n"
+        "/dev/vdb2 /devel ext4 rw 0 0\n"
+        "/dev/sda1 /sys/firmware/efi vfat rw 0 0\n"
+    )
+    program = (
+        assignment_line("pseudo_dirs")
+        + shell_function("malware_targets").replace("/proc/mounts", str(mounts))
+        + "malware_targets"
+    )
+
+    targets = run_shell(program).splitlines()
+
+    assert targets == ["/", "/sysroot", "/devel", "/runner", "/srv/my data", "/home"]
+
+
+def assignment_line(name: str) -> str:
+    return next(
+        line + "\n" for line in linux.SCRIPT.splitlines() if line.startswith(f"{name}=")
+    )

@@ -32,6 +32,7 @@ def with_sshd(text: str, cloud: str = "") -> factsets.Facts:
         sshd_root=section("sshd-root", text),
         sshd_login=section("sshd-login", text),
         sshd_user=section("sshd-user", text),
+        sshd_contexts=factsets.NO_MATCH,
         cloud_init=section("cloud-init", cloud),
     )
 
@@ -66,11 +67,31 @@ def test_keyboard_interactive_with_pam_counts_as_password_login() -> None:
     assert "keyboard-interactive" in outcome.reason
 
 
-def test_challenge_response_with_pam_counts_on_older_sshd() -> None:
-    text = settings().replace(
-        "kbdinteractiveauthentication no", "challengeresponseauthentication yes"
+@pytest.mark.parametrize(
+    ("kbdinteractive", "challengeresponse", "verdict"),
+    [
+        # sshd before 8.7 prints both keywords; PAM's password prompt needs both
+        ("yes", "yes", Verdict.FAIL),
+        ("yes", "no", Verdict.PASS),
+        ("no", "yes", Verdict.PASS),
+        ("no", "no", Verdict.PASS),
+    ],
+)
+def test_older_sshd_asks_pam_for_a_password_only_with_both_keyboard_settings_on(
+    kbdinteractive: str, challengeresponse: str, verdict: Verdict
+) -> None:
+    text = settings(
+        kbdinteractiveauthentication=kbdinteractive,
+        challengeresponseauthentication=challengeresponse,
     )
 
+    assert check_ssh_password(with_sshd(text)).verdict is verdict
+
+
+def test_newer_sshd_prints_only_kbdinteractive_and_it_alone_decides() -> None:
+    text = settings(kbdinteractiveauthentication="yes")
+
+    assert "challengeresponseauthentication" not in text
     assert check_ssh_password(with_sshd(text)).verdict is Verdict.FAIL
 
 
@@ -344,3 +365,115 @@ def test_cloud_init_ssh_pwauth_with_a_trailing_comment_still_counts() -> None:
 
     assert outcome.verdict is Verdict.FAIL
     assert "cloud-init" in outcome.reason
+
+
+MATCH_DEPLOY = (
+    "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+    "Match User deploy\n    PasswordAuthentication yes\n"
+)
+
+
+def with_contexts(config: str, *evaluations: tuple[str, str]) -> factsets.Facts:
+    facts = with_sshd(settings())
+    facts.sections["sshd-contexts"] = factsets.contexts(*evaluations)
+    facts.sections["sshd-config"] = section(
+        "sshd-config", factsets.config_dump({"/etc/ssh/sshd_config": config})
+    )
+    return facts
+
+
+def test_a_match_block_for_an_account_other_than_root_or_the_login_user_counts() -> (
+    None
+):
+    facts = with_contexts(
+        MATCH_DEPLOY,
+        ("root", settings()),
+        ("admin", settings()),
+        ("deploy", settings(passwordauthentication="yes")),
+    )
+
+    outcome = check_ssh_password(facts)
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    assert outcome.verdict is Verdict.FAIL
+    assert "PasswordAuthentication yes for user deploy" in outcome.reason
+    assert (
+        "passwordauthentication for user deploy: /etc/ssh/sshd_config:4: "
+        "PasswordAuthentication yes" in text
+    )
+
+
+def test_a_match_group_block_names_the_member_it_opens_passwords_to() -> None:
+    config = "PasswordAuthentication no\nMatch Group developers\n  PasswordAuthentication yes\n"
+    facts = with_contexts(
+        config, ("root", settings()), ("dev1", settings(passwordauthentication="yes"))
+    )
+    facts.sections["user-groups"] = section(
+        "user-groups", "root:root\nadmin:adm sudo\ndev1:dev1 developers\n"
+    )
+
+    outcome = check_ssh_password(facts)
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    assert outcome.verdict is Verdict.FAIL and "dev1" in outcome.reason
+    assert "for user dev1: /etc/ssh/sshd_config:3: PasswordAuthentication yes" in text
+
+
+def test_every_account_evaluated_without_a_password_path_passes() -> None:
+    facts = with_contexts(
+        MATCH_DEPLOY, ("root", settings()), ("deploy", settings()), ("svc", settings())
+    )
+
+    outcome = check_ssh_password(facts)
+
+    assert outcome.verdict is Verdict.PASS
+    assert "5 connections" in outcome.reason
+
+
+def test_match_blocks_without_per_account_evaluations_decide_nothing() -> None:
+    facts = with_contexts(MATCH_DEPLOY)
+    del facts.sections["sshd-contexts"]
+
+    outcome = check_ssh_password(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "Match blocks" in outcome.reason
+
+
+def test_a_failed_per_account_evaluation_is_an_error_naming_the_account() -> None:
+    facts = with_contexts(MATCH_DEPLOY)
+    facts.sections["sshd-contexts"] = section(
+        "sshd-contexts",
+        "@@context user=deploy lport=2222 laddr=10.0.0.5@@\n@@context-failed 255@@\n"
+        "'Match RDomain' in configuration but 'rdomain' not in connection test "
+        "specification.\n",
+    )
+
+    outcome = check_ssh_password(facts)
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "user deploy on local port 2222 at 10.0.0.5" in outcome.reason
+    assert "rdomain" in outcome.evidence[0].output
+
+
+def test_root_with_a_password_on_one_local_port_fails_ssh_root() -> None:
+    config = (
+        "Port 22\nPort 2222\nPermitRootLogin prohibit-password\n"
+        "Match LocalPort 2222\n  PermitRootLogin yes\n"
+    )
+    facts = with_contexts(config)
+    facts.sections["sshd-contexts"] = section(
+        "sshd-contexts",
+        "@@context user=root lport=22 laddr=10.0.0.5@@\n"
+        + settings()
+        + "@@context user=root lport=2222 laddr=10.0.0.5@@\n"
+        + settings(permitrootlogin="yes"),
+    )
+
+    outcome = check_ssh_root(facts)
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    assert outcome.verdict is Verdict.FAIL
+    assert "user root on local port 2222 at 10.0.0.5" in outcome.reason
+    assert "/etc/ssh/sshd_config:5: PermitRootLogin yes" in text
+    assert "lport=2222,laddr=10.0.0.5" in text

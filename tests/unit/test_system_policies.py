@@ -150,8 +150,28 @@ def test_an_old_debian_security_suite_spelled_updates_counts() -> None:
     assert check_updates(updates(old)).verdict is Verdict.PASS
 
 
+DNF = """manager: dnf
+repo: repo id                   repo name
+repo: amazonlinux               Amazon Linux 2023 repository
+repo: kernel-livepatch          Amazon Linux 2023 Kernel Livepatch repository
+command: dnf -q updateinfo list security
+"""
+# Amazon Linux 2023 after the frozen release's listing, as linux.sh prints it.
+AL2023_LATEST = """release: 2023.4.20240401 (Amazon Linux 2023 stays on it); later releases are consulted with --releasever=latest
+repo-latest: repo id                   repo name
+repo-latest: amazonlinux               Amazon Linux 2023 repository
+command: dnf -q --releasever=latest updateinfo list security
+"""
+LATEST_ADVISORY = (
+    "ALAS2023-2024-612 Important/Sec. openssl-libs-1:3.0.8-1.amzn2023.0.14.x86_64"
+)
+
+
 def test_dnf_security_advisories_fail() -> None:
-    text = "manager: dnf\ncommand: dnf -q updateinfo list security\nALAS2023-2024-501 Important/Sec. openssl-libs-1:3.0.8-1.amzn2023.0.12.x86_64\n"
+    text = (
+        DNF
+        + "ALAS2023-2024-501 Important/Sec. openssl-libs-1:3.0.8-1.amzn2023.0.12.x86_64\n"
+    )
 
     assert check_updates(updates(text)).verdict is Verdict.FAIL
 
@@ -260,8 +280,8 @@ def test_region_specific_configuration_fails_for_review() -> None:
     assert outcome.verdict is Verdict.FAIL and len(outcome.findings) == 2
 
 
-# PID 1 of the recorded Debian machine started at about 1796324329.
-BEFORE_BOOT, AFTER_BOOT = 1796000000, 1796324400
+# PID 1 of the recorded Debian machine started at about 1796346549.
+BEFORE_BOOT, AFTER_BOOT = 1796000000, 1796346600
 
 
 def test_a_region_written_at_first_boot_by_cloud_init_is_not_baked_in() -> None:
@@ -391,3 +411,201 @@ def test_the_check_date_decides_end_of_life() -> None:
     outcome = check_eol(facts)
 
     assert outcome.verdict is Verdict.FAIL and "2028-06-30" in outcome.reason
+
+
+def test_amazon_linux_2023_fails_on_advisories_of_a_newer_release() -> None:
+    text = DNF + AL2023_LATEST + f"latest: {LATEST_ADVISORY}\n"
+
+    outcome = check_updates(updates(text))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.findings == (
+        f"{LATEST_ADVISORY} (from --releasever=latest: amazonlinux)",
+    )
+
+
+def test_amazon_linux_2023_passes_when_neither_release_lists_an_advisory() -> None:
+    outcome = check_updates(updates(DNF + AL2023_LATEST))
+
+    assert outcome.verdict is Verdict.PASS
+    assert "3 repositories consulted" in outcome.reason
+
+
+def test_an_advisory_in_both_releases_of_amazon_linux_2023_counts_once() -> None:
+    advisory = (
+        "ALAS2023-2024-501 Important/Sec. openssl-libs-1:3.0.8-1.amzn2023.0.12.x86_64"
+    )
+    text = DNF + advisory + "\n" + AL2023_LATEST + f"latest: {advisory}\n"
+
+    assert check_updates(updates(text)).findings == (advisory,)
+
+
+UBUNTU = """manager: apt
+refresh: package lists are less than 12 hours old
+repo: http://archive.ubuntu.com/ubuntu jammy-updates/main
+repo: http://security.ubuntu.com/ubuntu jammy-security/main
+command: apt-get -s -o Debug::NoLocking=1 dist-upgrade
+Inst libssl3 [3.0.2-0ubuntu1.10] (3.0.2-0ubuntu1.15 Ubuntu:22.04/jammy-updates [amd64])
+command: apt-cache policy PACKAGE... (versions between installed and candidate)
+"""
+
+
+def test_a_security_fix_superseded_by_a_later_updates_version_is_pending() -> None:
+    text = (
+        UBUNTU
+        + "between: libssl3 3.0.2-0ubuntu1.10 3.0.2-0ubuntu1.15 3.0.2-0ubuntu1.12 "
+        "http://security.ubuntu.com/ubuntu jammy-security/main\n"
+    )
+
+    outcome = check_updates(updates(text))
+
+    assert outcome.verdict is Verdict.FAIL
+    (finding,) = outcome.findings
+    assert finding.startswith(
+        "libssl3 [3.0.2-0ubuntu1.10] (3.0.2-0ubuntu1.12 from jammy-security/main"
+    )
+    assert "superseded by 3.0.2-0ubuntu1.15" in finding
+
+
+def test_versions_between_from_ordinary_suites_are_not_security_updates() -> None:
+    text = (
+        UBUNTU
+        + "between: libssl3 3.0.2-0ubuntu1.10 3.0.2-0ubuntu1.15 3.0.2-0ubuntu1.11 "
+        "http://archive.ubuntu.com/ubuntu jammy-updates/main\n"
+    )
+
+    assert check_updates(updates(text)).verdict is Verdict.PASS
+
+
+def test_a_security_candidate_is_counted_once_beside_older_security_versions() -> None:
+    text = (
+        APT
+        + INST_SEC
+        + "between: libssl3 3.0.11-1~deb12u2 3.0.15-1~deb12u1 3.0.13-1~deb12u1 "
+        "http://deb.debian.org/debian-security bookworm-security/main\n"
+    )
+
+    assert check_updates(updates(text)).findings == (INST_SEC[5:].strip(),)
+
+
+@pytest.mark.parametrize(
+    ("text", "fix"),
+    [
+        (
+            "manager: dnf\nrepo-note: This system is not registered with an "
+            "entitlement server. You can use subscription-manager to register.\n"
+            "command: dnf -q updateinfo list security\n",
+            "subscription-manager register",
+        ),
+        (
+            "manager: yum\nrepo: repo id    repo name    status\nrepo: repolist: 0\n"
+            "command: yum -q updateinfo list security\n",
+            "subscription-manager register",
+        ),
+        (
+            "manager: dnf\nrepo: This system is not registered with an entitlement "
+            "server. You can use subscription-manager to register.\n"
+            "command: dnf -q updateinfo list security\n",
+            "subscription-manager register",
+        ),
+        (
+            "manager: zypper\nrepo: No repositories defined. Use the 'zypper "
+            "addrepo' command to add one or more repositories.\n"
+            "refresh: zypper refresh (status 0)\n"
+            "command: zypper --non-interactive list-patches --category security\n",
+            "SUSEConnect",
+        ),
+    ],
+)
+def test_a_package_manager_without_any_repository_is_an_error_naming_the_fix(
+    text: str, fix: str
+) -> None:
+    outcome = check_updates(updates(text))
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "consults no enabled repository" in outcome.reason
+    assert fix in outcome.reason
+
+
+def test_zypper_without_repositories_names_the_fix_even_when_refresh_fails() -> None:
+    text = (
+        "manager: zypper\nrepo: No repositories defined. Use the 'zypper addrepo' "
+        "command to add one or more repositories.\nrefresh: zypper refresh (status 6)\n"
+    )
+
+    outcome = check_updates(updates(text, 6))
+
+    assert outcome.verdict is Verdict.ERROR and "SUSEConnect" in outcome.reason
+
+
+ZYPPER = """manager: zypper
+repo: # | Alias                  | Name             | Enabled | GPG Check | Refresh | URI
+repo: --+------------------------+------------------+---------+-----------+---------+----
+repo: 1 | SLES15-SP5-Updates     | SLES15-SP5-Updates | Yes   | (r ) Yes  | Yes     | plugin:/susecloud?path=/repo/SUSE/Updates/SLE-Product-SLES/15-SP5/x86_64/update/
+repo: 2 | SLES15-SP5-Debuginfo   | SLES15-SP5-Debuginfo | No  | ----      | ----    | plugin:/susecloud?path=/repo/debug
+refresh: zypper refresh (status 0)
+command: zypper --non-interactive list-patches --category security
+"""
+
+
+def test_zypper_with_an_enabled_repository_and_no_patch_passes() -> None:
+    outcome = check_updates(updates(ZYPPER + "No updates found.\n"))
+
+    assert outcome.verdict is Verdict.PASS
+    assert "1 repository consulted" in outcome.reason
+
+
+def test_zypper_needed_security_patches_fail() -> None:
+    row = "SLE-Module-Basesystem15-SP5-Updates | SUSE-2024-1234 | security | important | --- | needed | Security update for openssl-3\n"
+
+    assert check_updates(updates(ZYPPER + row)).verdict is Verdict.FAIL
+
+
+@pytest.mark.parametrize(
+    ("version", "named", "verdict"),
+    [
+        ("15", "SUSE Linux Enterprise Server 15:", Verdict.FAIL),
+        ("15.2", "SUSE Linux Enterprise Server 15 SP2", Verdict.FAIL),
+        ("15.5", "SUSE Linux Enterprise Server 15 SP5", Verdict.FAIL),
+        ("15.6", "SUSE Linux Enterprise Server 15 SP6", Verdict.PASS),
+        ("15.7", "SUSE Linux Enterprise Server 15 SP7", Verdict.PASS),
+        ("12.4", "SUSE Linux Enterprise Server 12 SP4", Verdict.FAIL),
+        ("12.5", "SUSE Linux Enterprise Server 12 SP5", Verdict.FAIL),
+    ],
+)
+def test_each_sles_service_pack_has_its_own_end_of_general_support(
+    version: str, named: str, verdict: Verdict
+) -> None:
+    text = f'NAME="SLES"\nVERSION="{version}"\nVERSION_ID="{version}"\nID="sles"\n'
+    facts = factsets.debian(os_release=section("os-release", text))
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is verdict, outcome.reason
+    assert any(named in e.output for e in outcome.evidence), outcome.evidence
+
+
+def test_sles_15_sp2_on_2025_06_01_ended_in_2021() -> None:
+    text = 'NAME="SLES"\nVERSION_ID="15.2"\nID="sles"\n'
+    facts = factsets.debian(os_release=section("os-release", text))
+
+    outcome = check_eol(facts)
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "2021-12-31" in outcome.reason
+
+
+@pytest.mark.parametrize(
+    "document",
+    ["[]", '"text"', '{"os": "Windows Server 2019"}', '{"os": null}', "{"],
+)
+def test_windows_facts_of_the_wrong_shape_are_an_error_not_a_crash(
+    document: str,
+) -> None:
+    facts = Facts(
+        target="w",
+        platform="windows",
+        sections={"windows": section("windows", document)},
+    )
+
+    assert check_eol(facts).verdict is Verdict.ERROR
