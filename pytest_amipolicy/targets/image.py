@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,19 +32,22 @@ class ImageTarget(Target):
     kind = "image"
 
     def __init__(
-        self, spec: str, settings: Any, prepare: Prepare | None = None
+        self,
+        spec: str,
+        settings: Any,
+        prepare: Prepare | None = None,
+        label: str | None = None,
     ) -> None:
         super().__init__(spec, settings)
         self._prepare = prepare
+        self._label = label or image_labels([spec])[spec]
         self._stack = contextlib.ExitStack()
         self._host: Any = None
         self.machine: Any = None
 
     @property
     def label(self) -> str:
-        if self.spec == DEMO_IMAGE:
-            return "image:demo"
-        return f"image:{Path(self.spec).name or self.spec}"
+        return self._label
 
     def open(self, progress: Progress) -> Connection:
         from pytest_amipolicy.imaging.boot import booted
@@ -117,3 +122,40 @@ class ImageTarget(Target):
         self._stack.close()
         self.machine = None
         return [f"{self.label}: container {name} stopped, overlay and network removed"]
+
+
+def image_labels(specs: Iterable[str]) -> dict[str, str]:
+    """Return a readable label for each image, unique among ``specs``.
+
+    A label is ``image:`` and the image's file name, with as many of its parent
+    directories as it takes to tell apart images of the same name
+    (``image:a/rootfs``, ``image:b/rootfs``). Two spellings of one path get the
+    same label; the caller refuses that as the same target named twice.
+    """
+    paths = {spec: _path_parts(spec) for spec in specs}
+    depth = dict.fromkeys(paths.values(), 1)
+
+    while True:
+        names = {parts: "/".join(parts[-depth[parts] :]) for parts in depth}
+        taken = list(names.values())
+        clashing = [
+            parts
+            for parts, name in names.items()
+            if taken.count(name) > 1 and depth[parts] < len(parts)
+        ]
+        if not clashing:
+            break
+        for parts in clashing:
+            depth[parts] += 1
+
+    return {spec: f"image:{names[parts] or '/'}" for spec, parts in paths.items()}
+
+
+def _path_parts(spec: str) -> tuple[str, ...]:
+    if spec == DEMO_IMAGE:
+        return (DEMO_IMAGE,)
+
+    # Absolute without resolving links: the test suite gives each case a link
+    # of its own name to one shared tree, and each is a target of its own.
+    absolute = os.path.abspath(os.path.expanduser(spec))
+    return Path(absolute).parts[1:]
