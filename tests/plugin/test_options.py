@@ -13,6 +13,29 @@ BAD_VALUES = [
     (["--ami-host=admin@host"], "is not a host spec"),
     (["--ami-host=ftp://host"], "is not a host spec"),
     (["--ami-host=ssh://admin@host:99999"], "port that is not a number"),
+    (["--ami-host=ssh://admin@host:70000"], "'ssh://admin@host:70000' has a port"),
+    (["--ami-host=ssh://admin@host:0"], "'ssh://admin@host:0' has port 0"),
+    (["--ami-host=ssh://[::1"], "--ami-host='ssh://[[]::1' is not a host spec"),
+    (["--ami-host=ssh://h?timeout=abc"], "timeout='abc' must be a positive number"),
+    (["--ami-host=ssh://h?timeout=inf"], "timeout='inf' must be a positive number"),
+    (["--ami-host=ssh://h?timeout=0"], "timeout='0' must be a positive number"),
+    (["--ami-host=ssh://h?sudo=true"], "sudo is not an option the plugin reads"),
+    (
+        ["--ami-host=ssh://h?ssh_config=/nonexistent/config"],
+        "the ssh_config file '/nonexistent/config' does not exist",
+    ),
+    (
+        ["--ami-host=winrm://Administrator:pw@h?no_ssl=maybe"],
+        "no_ssl='maybe' must be true or false",
+    ),
+    (
+        ["--ami-host=winrm://Administrator:pw@h?read_timeout_sec=-1"],
+        "read_timeout_sec='-1' must be a positive number",
+    ),
+    (
+        ["--ami-host=winrm://Administrator:pass/word@h"],
+        "has a port that is not a number * in a password as %XX",
+    ),
     (
         ["--ami-host=ssh://admin@host?ssh_identity_file=/nonexistent/key"],
         "the key file '/nonexistent/key' does not exist",
