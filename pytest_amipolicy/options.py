@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import re
+import tempfile
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
@@ -427,6 +428,48 @@ def _check_key(value: str | None) -> Path | None:
     return path
 
 
+def _check_evidence(value: str | None) -> Path | None:
+    """Return the JSON evidence path if a file can be written there.
+
+    Checked before anything is launched or booted: finding out at the end of a
+    long run that the evidence cannot be kept would waste the run.
+    """
+    if value is None:
+        return None
+    shown = f"--ami-evidence={value!r}"
+    if not value.strip():
+        raise pytest.UsageError(
+            "--ami-evidence was given an empty value; give a file name such as "
+            "evidence.json."
+        )
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise pytest.UsageError(
+            f"{shown} is a directory; give a file name, such as "
+            f"{path / 'evidence.json'}."
+        )
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise pytest.UsageError(
+            f"{shown}: the folder {str(folder)!r} does not exist; create it or "
+            "give a path in an existing folder."
+        )
+
+    # Permission bits do not tell (root passes them; /proc and read-only
+    # mounts refuse anyway): only writing a file does.
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise pytest.UsageError(
+            f"{shown}: cannot write in {str(folder)!r} ({error.strerror}); give a "
+            "path in a folder you can write to."
+        ) from None
+    return path
+
+
 def _check_cidr(value: str | None) -> str | None:
     if value is None:
         return None
@@ -528,7 +571,6 @@ def settings_from(config: pytest.Config) -> Settings:
         config.getini("amipolicy_policies")
     )
 
-    evidence = config.getoption("ami_evidence")
     settings = Settings(
         amis=amis,
         hosts=hosts,
@@ -551,7 +593,7 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
         boot_timeout=_timeout(config, "ami_boot_timeout", "amipolicy_boot_timeout"),
         ssh_timeout=_timeout(config, "ami_ssh_timeout", "amipolicy_ssh_timeout"),
-        evidence_path=Path(evidence) if evidence else None,
+        evidence_path=_check_evidence(config.getoption("ami_evidence")),
         redact=tuple(config.getini("amipolicy_redact")),
         inspector=config.getoption("ami_inspector"),
         inspector_severity=_check_severity(

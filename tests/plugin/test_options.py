@@ -64,6 +64,16 @@ BAD_VALUES = [
     ),
     (["--ami-host=winrm://Administrator@host"], "has no password"),
     (["--ami-host=ssh://h", "--ami-key=/"], "--ami-key='/' is a directory"),
+    (
+        ["--ami-host=ssh://h", "--ami-evidence=/proc/nope/ev.json"],
+        "--ami-evidence='/proc/nope/ev.json': the folder '/proc/nope' does not exist",
+    ),
+    (
+        ["--ami-host=ssh://h", "--ami-evidence=/proc/ev.json"],
+        "--ami-evidence='/proc/ev.json': cannot write in '/proc'",
+    ),
+    (["--ami-host=ssh://h", "--ami-evidence=/tmp"], "--ami-evidence='/tmp' is a dir"),
+    (["--ami-host=ssh://h", "--ami-evidence="], "--ami-evidence was given an empty"),
     (["--ami-host=ssh://h", "--ami-ssh-timeout=soon"], "--ami-ssh-timeout='soon'"),
     (["--ami-host=ssh://h", "--ami-boot-timeout=nan"], "must be a positive number"),
     (["--ami-host=ssh://h", "--ami-boot-timeout=-5"], "--ami-boot-timeout='-5'"),
