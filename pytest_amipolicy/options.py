@@ -14,6 +14,7 @@ import ipaddress
 import math
 import os
 import re
+import shutil
 import tempfile
 import urllib.parse
 from collections.abc import Iterable
@@ -41,6 +42,8 @@ HOST_QUERY_KEYS = {
 }
 # The value of --ami-image that builds and checks the bundled Debian demo image.
 DEMO_IMAGE = "demo"
+# What booting a local image runs, with the Debian package that has it.
+BOOT_TOOLS = (("systemd-nspawn", "systemd-container"), ("ip", "iproute2"))
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -372,6 +375,40 @@ def check_image(value: str) -> str:
     return value
 
 
+def check_boot_tools(images: tuple[str, ...]) -> None:
+    """Refuse local images unless this process can mount and boot them.
+
+    Without this, every policy of every image would report the same missing
+    tool as an error, after the run had started.
+    """
+    if not images:
+        return
+    shown = f"--ami-image={images[0]!r}"
+
+    if os.geteuid() != 0:
+        raise pytest.UsageError(
+            f"{shown} needs root: the image is mounted and booted in a container "
+            "on this machine; run pytest as root (sudo -E pytest ...)."
+        )
+
+    for tool, package in BOOT_TOOLS:
+        if shutil.which(tool) is None:
+            raise pytest.UsageError(
+                f"{shown} needs {tool}, which is not on the PATH; install it "
+                f"(apt-get install {package}) and run again."
+            )
+
+    if DEMO_IMAGE in images and shutil.which("mmdebstrap") is None:
+        from pytest_amipolicy.imaging.build import cached_debian_image
+
+        if cached_debian_image() is None:
+            raise pytest.UsageError(
+                f"--ami-image={DEMO_IMAGE} builds the Debian demo image once, which "
+                "needs mmdebstrap (apt-get install mmdebstrap); or give the path "
+                "of an image of your own."
+            )
+
+
 def _configured_region() -> str | None:
     # Reads the environment and the AWS config files only; no network call.
     import boto3
@@ -541,6 +578,7 @@ def settings_from(config: pytest.Config) -> Settings:
     amis = _unique(check_ami_id(value) for value in _split(config.getoption("ami")))
     hosts = _unique(check_host_spec(value) for value in config.getoption("ami_host"))
     images = _unique(check_image(value) for value in config.getoption("ami_image"))
+    check_boot_tools(images)
 
     region = _value(config, "ami_region", "amipolicy_region")
     if region is not None and not REGION.match(region):

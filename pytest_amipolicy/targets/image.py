@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
+from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.options import DEMO_IMAGE
 from pytest_amipolicy.targets import Connection, Progress, Target
 from pytest_amipolicy.targets.ssh import LaunchKey, close_ssh, open_ssh
@@ -50,6 +51,13 @@ class ImageTarget(Target):
         return self._label
 
     def open(self, progress: Progress) -> Connection:
+        try:
+            return self._open(progress)
+        except ImageError as error:
+            # One line naming the target, as for every other kind of target.
+            raise self.error(str(error)) from error
+
+    def _open(self, progress: Progress) -> Connection:
         from pytest_amipolicy.imaging.boot import booted
         from pytest_amipolicy.imaging.source import open_image
 
