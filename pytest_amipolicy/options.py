@@ -212,10 +212,21 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 def _value(config: pytest.Config, option: str, ini: str) -> str | None:
+    return _named(config, option, ini)[0]
+
+
+def _named(config: pytest.Config, option: str, ini: str) -> tuple[str | None, str]:
+    """Return the option's value, else the ini key's, with the name it came by.
+
+    A message about a bad value then names what the user wrote: the option on
+    the command line, or the key in the ini file.
+    """
     value = config.getoption(option)
-    if value is None:
-        value = config.getini(ini) or None
-    return None if value is None else str(value)
+    if value is not None:
+        return str(value), "--" + option.replace("_", "-")
+
+    value = config.getini(ini) or None
+    return (None if value is None else str(value)), ini
 
 
 def _split(values: list[str]) -> list[str]:
@@ -507,7 +518,7 @@ def _check_evidence(value: str | None) -> Path | None:
     return path
 
 
-def _check_cidr(value: str | None) -> str | None:
+def _check_cidr(value: str | None, name: str = "--ami-ingress-cidr") -> str | None:
     if value is None:
         return None
 
@@ -515,28 +526,35 @@ def _check_cidr(value: str | None) -> str | None:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
         raise pytest.UsageError(
-            f"--ami-ingress-cidr={value!r} is not a CIDR block: use an address "
+            f"{name}={value!r} is not a CIDR block: use an address "
             "range such as 203.0.113.7/32."
         ) from None
 
 
-def _check_severity(value: str) -> str:
+def _check_severity(value: str, name: str = "--ami-inspector-severity") -> str:
     severity = value.strip().upper()
     if severity not in INSPECTOR_SEVERITIES:
         raise pytest.UsageError(
-            f"--ami-inspector-severity={value!r} is not an Inspector severity: use "
+            f"{name}={value!r} is not an Inspector severity: use "
             f"one of {', '.join(INSPECTOR_SEVERITIES)}."
         )
     return severity
 
 
-def _check_product(value: str | None) -> str | None:
+def _severity(config: pytest.Config) -> tuple[str, str]:
+    value, name = _named(
+        config, "ami_inspector_severity", "amipolicy_inspector_severity"
+    )
+    return value or "HIGH", name
+
+
+def _check_product(value: str | None, name: str = "--ami-product") -> str | None:
     if value is None:
         return None
 
     if not PRODUCT_ID.match(value):
         raise pytest.UsageError(
-            f"--ami-product={value!r} is not a Marketplace product entity id: give "
+            f"{name}={value!r} is not a Marketplace product entity id: give "
             "the id of the AMI product, such as prod-abcdefghijklm (aws "
             "marketplace-catalog list-entities --entity-type AmiProduct)."
         )
@@ -555,13 +573,13 @@ def _check_role(value: str | None) -> str | None:
     return value
 
 
-def _check_policies(patterns: list[str]) -> tuple[str, ...]:
+def _check_policies(patterns: list[str], name: str = "--ami-policy") -> tuple[str, ...]:
     try:
         chosen = select(patterns)
     except KeyError as error:
         known = ", ".join(p.id for p in all_policies())
         raise pytest.UsageError(
-            f"--ami-policy={error.args[0]!r} matches no policy; use one of these "
+            f"{name}={error.args[0]!r} matches no policy; use one of these "
             f"IDs or a glob over them: {known}."
         ) from None
     return tuple(p.id for p in chosen)
@@ -580,10 +598,10 @@ def settings_from(config: pytest.Config) -> Settings:
     images = _unique(check_image(value) for value in config.getoption("ami_image"))
     check_boot_tools(images)
 
-    region = _value(config, "ami_region", "amipolicy_region")
+    region, region_name = _named(config, "ami_region", "amipolicy_region")
     if region is not None and not REGION.match(region):
         raise pytest.UsageError(
-            f"--ami-region={region!r} is not an AWS region name such as us-east-1."
+            f"{region_name}={region!r} is not an AWS region name such as us-east-1."
         )
     if amis and region is None and _configured_region() is None:
         raise pytest.UsageError(
@@ -592,22 +610,25 @@ def settings_from(config: pytest.Config) -> Settings:
             "AWS_DEFAULT_REGION, or give your AWS profile a region."
         )
 
-    subnet = _value(config, "ami_subnet", "amipolicy_subnet")
+    subnet, subnet_name = _named(config, "ami_subnet", "amipolicy_subnet")
     if subnet is not None and not SUBNET_ID.match(subnet):
         raise pytest.UsageError(
-            f"--ami-subnet={subnet!r} is not a subnet id such as "
+            f"{subnet_name}={subnet!r} is not a subnet id such as "
             "subnet-0123456789abcdef0."
         )
 
-    connect = _value(config, "ami_connect", "amipolicy_connect") or "public"
+    connect, connect_name = _named(config, "ami_connect", "amipolicy_connect")
+    connect = connect or "public"
     if connect not in ("public", "private"):
         raise pytest.UsageError(
-            f"amipolicy_connect={connect!r} must be 'public' or 'private'."
+            f"{connect_name}={connect!r} must be 'public' or 'private'."
         )
 
-    patterns = _split(config.getoption("ami_policy")) or list(
-        config.getini("amipolicy_policies")
-    )
+    patterns = _split(config.getoption("ami_policy"))
+    patterns_name = "--ami-policy"
+    if not patterns:
+        patterns = list(config.getini("amipolicy_policies"))
+        patterns_name = "amipolicy_policies"
 
     settings = Settings(
         amis=amis,
@@ -619,7 +640,7 @@ def settings_from(config: pytest.Config) -> Settings:
         instance_type=_value(config, "ami_instance_type", "amipolicy_instance_type"),
         subnet=subnet,
         ingress_cidr=_check_cidr(
-            _value(config, "ami_ingress_cidr", "amipolicy_ingress_cidr")
+            *_named(config, "ami_ingress_cidr", "amipolicy_ingress_cidr")
         ),
         connect=connect,
         keep=config.getoption("ami_keep"),
@@ -635,10 +656,9 @@ def settings_from(config: pytest.Config) -> Settings:
         redact=tuple(config.getini("amipolicy_redact")),
         inspector=config.getoption("ami_inspector"),
         inspector_severity=_check_severity(
-            _value(config, "ami_inspector_severity", "amipolicy_inspector_severity")
-            or "HIGH"
+            *_severity(config),
         ),
-        product=_check_product(_value(config, "ami_product", "amipolicy_product")),
+        product=_check_product(*_named(config, "ami_product", "amipolicy_product")),
         guardduty=config.getoption("ami_guardduty"),
         guardduty_role=_check_role(config.getini("amipolicy_guardduty_role") or None),
         amazon_timeout=_check_number(
@@ -652,5 +672,7 @@ def settings_from(config: pytest.Config) -> Settings:
     # Checked last, so that cheaper mistakes are reported first; the catalogue
     # is not even imported for runs that name no target.
     if patterns or amis or hosts or images:
-        settings = dataclasses.replace(settings, policies=_check_policies(patterns))
+        settings = dataclasses.replace(
+            settings, policies=_check_policies(patterns, patterns_name)
+        )
     return settings

@@ -186,3 +186,37 @@ def test_a_timeout_option_wins_over_its_ini_key(pytester: pytest.Pytester) -> No
 
     settings = config.stash[SESSION_KEY].settings
     assert (settings.ssh_timeout, settings.boot_timeout) == (7.0, 9.0)
+
+
+BAD_INI_VALUES = [
+    ("amipolicy_region = mars", "amipolicy_region='mars' is not an AWS region"),
+    ("amipolicy_subnet = sn-1", "amipolicy_subnet='sn-1' is not a subnet id"),
+    ("amipolicy_ingress_cidr = everyone", "amipolicy_ingress_cidr='everyone' is not"),
+    ("amipolicy_connect = both", "amipolicy_connect='both' must be"),
+    ("amipolicy_inspector_severity = dire", "amipolicy_inspector_severity='dire'"),
+    ("amipolicy_product = 12345", "amipolicy_product='12345' is not"),
+    ("amipolicy_policies = NOPE", "amipolicy_policies='NOPE' matches no policy"),
+    ("amipolicy_ssh_timeout = soon", "amipolicy_ssh_timeout='soon' must be"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_INI_VALUES)
+def test_a_bad_ini_value_is_a_usage_error_naming_the_ini_key(
+    pytester: pytest.Pytester, line: str, message: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{line}\n")
+
+    result = pytester.runpytest("--ami-host=ssh://h")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}*"])
+
+
+def test_a_bad_option_is_named_as_the_option_even_with_the_ini_key_set(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\namipolicy_region = us-east-1\n")
+
+    result = pytester.runpytest("--ami-host=ssh://h", "--ami-region=mars")
+
+    result.stderr.fnmatch_lines(["ERROR: --ami-region='mars' is not*"])
