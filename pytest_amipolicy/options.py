@@ -669,6 +669,15 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
     )
 
+    if settings.keep and images:
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                "--ami-keep applies to --ami only: the containers of --ami-image "
+                "are stopped and removed after their checks all the same."
+            ),
+            stacklevel=2,
+        )
+
     # Checked last, so that cheaper mistakes are reported first; the catalogue
     # is not even imported for runs that name no target.
     if patterns or amis or hosts or images:

@@ -81,3 +81,13 @@ def test_an_image_that_cannot_be_opened_is_reported_under_its_label(
         [f"SUDO: image:rootfs: image {tree} holds no operating system *"]
     )
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.usefixtures("boot_tools")
+def test_keep_with_an_image_warns_that_it_applies_to_amis_only(
+    pytester: pytest.Pytester, tree: Path
+) -> None:
+    result = pytester.runpytest("--collect-only", f"--ami-image={tree}", "--ami-keep")
+
+    result.stdout.fnmatch_lines(["*--ami-keep applies to --ami only*"])
+    assert result.stdout.str().count("--ami-keep applies") == 1
