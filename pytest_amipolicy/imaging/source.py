@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.overlay import unmount
+from pytest_amipolicy.imaging.paths import inside
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +94,10 @@ def is_os_tree(root: Path) -> bool:
 
 
 def _exists(root: Path, relative: str) -> bool:
-    # Absolute symlinks in an image point into the image, not at the host.
-    target = root / relative
+    # Links in an image point into the image, not at this machine.
     try:
-        if target.is_symlink():
-            link = os.readlink(target)
-            if link.startswith("/"):
-                return _exists(root, link.lstrip("/"))
-        return target.exists()
-    except OSError:
+        return inside(root, relative).exists()
+    except (OSError, ImageError):
         return False
 
 
