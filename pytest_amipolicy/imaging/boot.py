@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import re
 import signal
 import socket
@@ -22,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -32,6 +31,14 @@ from pytest_amipolicy.imaging.network import Network, private_network
 from pytest_amipolicy.imaging.overlay import overlay
 from pytest_amipolicy.imaging.paths import inside
 from pytest_amipolicy.imaging.source import require_boot_tools
+from pytest_amipolicy.imaging.teardown import (
+    forget_boot,
+    interrupts_deferred,
+    machine_name,
+    reap_slot,
+    record_boot,
+    stop_tree,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +91,22 @@ def booted(
     """
     require_boot_tools()
     started = time.monotonic()
+    stack = ExitStack()
+    # Cleanup must also run when pytest is terminated, not only on return.
+    _register(stack)
 
-    with ExitStack() as stack:
-        # Cleanup must also run when pytest is terminated, not only on return.
-        _register(stack)
-        stack.callback(_unregister, stack)
+    try:
+        # The slot first: claiming it removes what a killed run left in it.
+        network = stack.enter_context(private_network(reap=reap_slot))
+        name = machine_name(network.slot)
+        stack.callback(forget_boot, network.slot)
 
         merged = stack.enter_context(overlay(root))
+        scratch = Path(tempfile.mkdtemp(prefix="amipolicy-console-"))
+        stack.callback(_remove_scratch, scratch)
+        console_log = scratch / "console.log"
+        record_boot(network.slot, merged, scratch)
+
         if prepare is not None:
             prepare(merged)
 
@@ -98,14 +114,8 @@ def booted(
         _write_seed(merged, instance_id, login_user, public_key)
         stand_in = _os_release_stand_in(merged)
 
-        network = stack.enter_context(private_network())
-        name = f"amipolicy-{network.slot}-{os.getpid()}"
-        scratch = Path(tempfile.mkdtemp(prefix="amipolicy-console-"))
-        console_log = scratch / "console.log"
-
         _report(progress, f"booting {root} as {name} at {network.address}")
         process = _start(merged, name, network, console_log)
-        stack.callback(_remove_scratch, scratch)
         stack.callback(_stop, process, name)
 
         _wait_for_login(
@@ -135,6 +145,12 @@ def booted(
         )
 
         _report(progress, f"tearing down {name}")
+    finally:
+        # A second Ctrl-C must not cut the teardown short: the container would
+        # keep running with its overlay mounted.
+        with interrupts_deferred():
+            _unregister(stack)
+            stack.close()
 
 
 def _os_release_stand_in(merged: Path) -> Path | None:
@@ -349,49 +365,9 @@ def _stop(process: subprocess.Popen[bytes], name: str) -> None:
         except subprocess.TimeoutExpired:
             logger.warning("%s did not power off in time; killing it", name)
 
-    # Without a scope unit nothing else would reap the container's processes:
-    # killing the container's PID 1 ends its whole PID namespace.
-    for pid in _descendants(process.pid):
-        _kill(pid)
-    _kill(process.pid)
+    stop_tree(process.pid)
     process.wait()
     logger.debug("container %s stopped", name)
-
-
-def _descendants(pid: int) -> list[int]:
-    found = []
-    pending = [pid]
-
-    while pending:
-        parent = pending.pop()
-        for child in _children(parent):
-            found.append(child)
-            pending.append(child)
-
-    return found
-
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return children
-
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
-                children += [int(child) for child in f.read().split()]
-        except OSError:
-            continue
-
-    return children
-
-
-def _kill(pid: int) -> None:
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
 
 
 def _remove_scratch(scratch: Path) -> None:

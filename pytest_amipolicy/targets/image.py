@@ -7,12 +7,15 @@ cloud-init at first boot exactly as EC2 would.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
+
+import pytest
 
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.options import DEMO_IMAGE
@@ -60,8 +63,10 @@ class ImageTarget(Target):
     def _open(self, progress: Progress) -> Connection:
         from pytest_amipolicy.imaging.boot import booted
         from pytest_amipolicy.imaging.source import open_image
+        from pytest_amipolicy.imaging.teardown import interrupts_deferred
 
-        with self._stack.pop_all() as stack:
+        stack = contextlib.ExitStack()
+        try:
             root = self._root(stack, open_image, progress)
             key = LaunchKey()
             stack.callback(key.remove)
@@ -92,9 +97,15 @@ class ImageTarget(Target):
                 ssh_config=key.ssh_config,
             )
             stack.callback(close_ssh, self._host)
+        except BaseException:
+            # Undone here when the open fails; a second Ctrl-C waits for it.
+            with interrupts_deferred():
+                stack.close()
+            raise
 
-            # Everything opened so far is closed by close(), not on leaving here.
-            self._stack = stack.pop_all()
+        # Everything opened is closed by close().
+        self._stack = stack
+        _unclosed.add(self)
 
         return Connection(
             host=self._host,
@@ -121,15 +132,52 @@ class ImageTarget(Target):
             self._prepare(self.label, root)
 
     def close(self, progress: Progress) -> list[str]:
+        _unclosed.discard(self)
         if self.machine is None:
-            self._stack.close()
+            self._teardown()
             return []
 
         progress(f"stopping {self.label}")
         name = self.machine.name
-        self._stack.close()
         self.machine = None
-        return [f"{self.label}: container {name} stopped, overlay and network removed"]
+        line = f"{self.label}: container {name} stopped, overlay and network removed"
+        if not self._teardown():
+            progress(line)
+            pytest.exit(
+                f"interrupted while {self.label} was torn down; the teardown was "
+                "finished first",
+                returncode=pytest.ExitCode.INTERRUPTED,
+            )
+        return [line]
+
+    def _teardown(self) -> bool:
+        """Close what open() made; return False if Ctrl-C was pressed meanwhile.
+
+        The interrupt is not raised here: at the end of a session that would
+        also skip the teardown of the targets still to be closed.
+        """
+        from pytest_amipolicy.imaging.teardown import interrupts_deferred
+
+        try:
+            with interrupts_deferred():
+                self._stack.close()
+        except KeyboardInterrupt:
+            return False
+        return True
+
+
+# Targets opened and not closed yet: closed at exit if pytest never got to it
+# (an earlier target's teardown was interrupted, say).
+_unclosed: set[ImageTarget] = set()
+
+
+@atexit.register
+def _close_unclosed() -> None:
+    for target in list(_unclosed):
+        try:
+            target.close(lambda message: logger.info("%s", message))
+        except BaseException:
+            logger.exception("cleanup of %s at exit failed", target.label)
 
 
 def image_labels(specs: Iterable[str]) -> dict[str, str]:
