@@ -69,7 +69,8 @@ def private_network(
     """Create a namespace with a veth pair for one container; remove it after.
 
     ``reap`` is called with the slot as soon as it is ours, to remove what a
-    killed process left of its boot there (its container and mounts).
+    killed process left of its boot there (its container and mounts), and
+    with every other slot found abandoned the same way.
     """
     lock, slot = _claim_slot()
 
@@ -81,6 +82,7 @@ def private_network(
         if reap is not None:
             reap(slot)
         _remove(network)
+        _reap_abandoned(slot, reap)
 
         try:
             _create(network)
@@ -114,6 +116,32 @@ def _claim_slot() -> tuple[IO[str], int]:
         f"all {len(SLOTS)} container network slots are in use; "
         "run fewer boots at once (lower -n for pytest-xdist)"
     )
+
+
+def _reap_abandoned(own: int, reap: Callable[[int], object] | None) -> None:
+    """Clean every other slot whose namespace outlived its owner.
+
+    A namespace exists only while its slot's lock is held, from claim to
+    teardown; one whose lock is free was left by a killed process, and would
+    otherwise wait until a boot happens to draw that slot again.
+    """
+    for name in leftovers():
+        number = name.removeprefix(NAMESPACE_PREFIX)
+        if not name.startswith(NAMESPACE_PREFIX) or not number.isdigit():
+            continue
+        slot = int(number)
+        if slot == own or slot not in SLOTS:
+            continue
+
+        with open(LOCK_DIR / f"slot-{slot}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            logger.info("slot %d was abandoned by a killed run; cleaning it", slot)
+            if reap is not None:
+                reap(slot)
+            _remove(network_for(slot))
 
 
 def _create(network: Network) -> None:

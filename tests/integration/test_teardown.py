@@ -164,8 +164,12 @@ with booted(Path(sys.argv[1]), login_user="admin", public_key=sys.argv[2]) as m:
 """
 
 
-def test_the_next_owner_of_a_slot_removes_what_a_killed_run_left_there(
-    debian_image: Path, launch_key: LaunchKey, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("claim", ["the same slot", "any other slot"])
+def test_the_next_boot_removes_what_a_killed_run_left_in_its_slot(
+    debian_image: Path,
+    launch_key: LaunchKey,
+    monkeypatch: pytest.MonkeyPatch,
+    claim: str,
 ) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", KILLED_RUN, str(debian_image), launch_key.public],
@@ -182,10 +186,12 @@ def test_the_next_owner_of_a_slot_removes_what_a_killed_run_left_there(
     slot = int(name.split("-")[1])
     assert traces(name, merged) and network_of(f"amipolicy-{slot}")
 
-    # The claim starts at the killed run's slot, as it may after any kill.
-    monkeypatch.setattr(random, "randrange", lambda count: slot - 1)
+    # Slots are claimed from a random start: start at the killed run's, or
+    # just after it.
+    start = slot - 1 if claim == "the same slot" else slot % len(network.SLOTS)
+    monkeypatch.setattr(random, "randrange", lambda count: start)
     with network.private_network(reap=reap_slot) as claimed:
-        assert claimed.slot == slot
+        assert (claimed.slot == slot) == (claim == "the same slot")
         left_inside = traces(name, merged)
 
     assert left_inside == []
