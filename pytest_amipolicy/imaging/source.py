@@ -25,6 +25,7 @@ from pathlib import Path
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.overlay import unmount
 from pytest_amipolicy.imaging.paths import inside
+from pytest_amipolicy.imaging.tree import first_boot_problem
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +115,11 @@ def _check_tree(path: Path, root: Path) -> None:
             f"image {path} has no SSH server ({SSHD}); install openssh-server "
             "in the image, as buyers reach Linux AMIs over SSH"
         )
+
+    # Found out now rather than when the SSH timeout runs out.
+    problem = first_boot_problem(root)
+    if problem is not None:
+        raise ImageError(f"image {path} {problem}")
 
 
 @contextmanager

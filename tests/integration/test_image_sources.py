@@ -13,11 +13,21 @@ import pytest
 
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.boot import booted
+from pytest_amipolicy.imaging.overlay import overlay
 from pytest_amipolicy.imaging.source import open_image
 from tests.integration.conftest import LaunchKey
 from tests.support.machines import loops_of, mounts_under, run
 
 pytestmark = pytest.mark.integration
+
+TINY_TREE_FILES = (
+    "etc/os-release",
+    "lib/systemd/systemd",
+    "lib/systemd/system/ssh.service",
+    "usr/sbin/sshd",
+    "usr/bin/cloud-init",
+)
+SSH_WANTED = "etc/systemd/system/multi-user.target.wants/ssh.service"
 
 
 def test_a_raw_disk_image_of_the_debian_tree_boots_from_a_read_only_mount(
@@ -49,11 +59,13 @@ def test_a_raw_disk_image_of_the_debian_tree_boots_from_a_read_only_mount(
 def tiny_tree(tmp_path: Path) -> Path:
     """A stand-in OS tree: enough for open_image to recognise, not to boot."""
     root = tmp_path / "tree"
-    for name in ("etc/os-release", "lib/systemd/systemd", "usr/sbin/sshd"):
+    for name in TINY_TREE_FILES:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text("ID=debian\n" if "release" in name else "")
     (root / "sbin").mkdir()
     (root / "sbin/init").symlink_to("/lib/systemd/systemd")
+    (root / SSH_WANTED).parent.mkdir(parents=True)
+    (root / SSH_WANTED).symlink_to("/lib/systemd/system/ssh.service")
 
     return root
 
@@ -182,3 +194,35 @@ def test_a_tree_without_sshd_is_one_clear_error(tiny_tree: Path) -> None:
         open_image(tiny_tree),
     ):
         pass
+
+
+def test_a_tree_whose_sshd_is_not_enabled_is_one_clear_error_at_once(
+    tiny_tree: Path,
+) -> None:
+    (tiny_tree / SSH_WANTED).unlink()
+
+    with (
+        pytest.raises(ImageError, match="does not start sshd at boot"),
+        open_image(tiny_tree),
+    ):
+        pass
+
+
+def test_a_tree_without_cloud_init_is_one_clear_error_at_once(tiny_tree: Path) -> None:
+    (tiny_tree / "usr/bin/cloud-init").unlink()
+
+    with pytest.raises(ImageError, match="has no cloud-init"), open_image(tiny_tree):
+        pass
+
+
+def test_the_debian_image_with_sshd_disabled_is_refused_before_any_boot(
+    debian_image: Path, pytester: pytest.Pytester
+) -> None:
+    with overlay(debian_image) as tree:
+        (tree / "etc/systemd/system/multi-user.target.wants/ssh.service").unlink()
+
+        result = pytester.runpytest(f"--ami-image={tree}", "--ami-policy=SUDO")
+
+    result.stdout.fnmatch_lines(["SUDO: image:merged: *does not start sshd at boot*"])
+    assert "booting" not in result.stdout.str()
+    assert result.duration < 30

@@ -91,3 +91,21 @@ def test_keep_with_an_image_warns_that_it_applies_to_amis_only(
 
     result.stdout.fnmatch_lines(["*--ami-keep applies to --ami only*"])
     assert result.stdout.str().count("--ami-keep applies") == 1
+
+
+@pytest.mark.usefixtures("boot_tools")
+def test_a_tree_that_would_never_answer_ssh_fails_at_once_not_after_the_timeout(
+    pytester: pytest.Pytester, tree: Path
+) -> None:
+    for name in ("etc/os-release", "usr/lib/systemd/systemd", "usr/sbin/sshd"):
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_text("ID=debian\n" if "release" in name else "")
+    (tree / "sbin").mkdir()
+    (tree / "sbin/init").symlink_to("/usr/lib/systemd/systemd")
+
+    result = pytester.runpytest(f"--ami-image={tree}", "--ami-policy=SUDO")
+
+    result.stdout.fnmatch_lines(
+        [f"SUDO: image:rootfs: image {tree} has no cloud-init*"]
+    )
+    assert result.duration < 30
