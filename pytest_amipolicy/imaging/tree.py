@@ -3,7 +3,8 @@
 A container that will never let us in would otherwise be found out only when
 the SSH timeout runs out (minutes by default): an image without cloud-init
 never receives the launch key, and one whose sshd is not enabled never
-answers. Both are read from the tree, as systemd and cloud-init will read it.
+answers. Both are read from the tree, as systemd and cloud-init will read it,
+and so is the login user: the default user cloud-init creates at first boot.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+import shlex
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.paths import inside
@@ -20,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 CLOUD_INIT = ("usr/bin/cloud-init", "bin/cloud-init")
 CLOUD_INIT_DISABLED = "etc/cloud/cloud-init.disabled"
+CLOUD_CONFIG = "etc/cloud/cloud.cfg"
 SYSTEMD = ("lib/systemd/systemd", "usr/lib/systemd/systemd")
 SSH_UNITS = ("ssh.service", "sshd.service", "ssh.socket", "sshd.socket")
 # Where units are enabled by links, the administrator's directory first.
@@ -52,6 +58,90 @@ def first_boot_problem(root: Path) -> str | None:
             "in the image (systemctl enable ssh, or sshd on Red Hat systems)"
         )
     return None
+
+
+def login_user(root: Path) -> str:
+    """Return the user to log in to ``root`` as, once booted with a launch key.
+
+    That is the default user cloud-init creates at first boot, as its
+    configuration in the tree names it; without one, the user EC2 images of
+    the tree's distribution log in with.
+    """
+    configured = cloud_init_default_user(root)
+    if configured is not None:
+        return configured
+
+    from pytest_amipolicy.aws.images import login_users
+
+    release = os_release(root)
+    for fields in (("ID", "NAME"), ("ID_LIKE",)):
+        words = " ".join(release.get(field, "") for field in fields).strip()
+        if words:
+            found = login_users({"Name": words})
+            if found != login_users({}):
+                return found[0]
+    return login_users({})[0]
+
+
+def cloud_init_default_user(root: Path) -> str | None:
+    """Return ``system_info.default_user.name`` as cloud-init in ``root`` reads it.
+
+    cloud-init reads cloud.cfg, then the ``.cfg`` files of cloud.cfg.d in
+    name order, a later file's value winning over an earlier one's.
+    """
+    files = [CLOUD_CONFIG]
+    dropins = _unique_dirs(root, (f"{CLOUD_CONFIG}.d",))
+    if dropins:
+        names = sorted(path.name for path in dropins[0].glob("*.cfg"))
+        files += [f"{CLOUD_CONFIG}.d/{name}" for name in names]
+
+    name: str | None = None
+    for relative in files:
+        found = _dig(_read_yaml(root, relative), "system_info", "default_user", "name")
+        if isinstance(found, str) and found.strip():
+            name = found.strip()
+    return name
+
+
+def os_release(root: Path) -> dict[str, str]:
+    """Return the fields of the tree's os-release file (empty if it has none)."""
+    for relative in ("etc/os-release", "usr/lib/os-release"):
+        try:
+            text = inside(root, relative).read_text(errors="replace")
+        except (OSError, ImageError):
+            continue
+
+        fields = {}
+        for line in text.splitlines():
+            key, equals, value = line.partition("=")
+            if equals and key.strip() and not key.startswith("#"):
+                try:
+                    words = shlex.split(value)
+                except ValueError:
+                    words = [value.strip()]
+                fields[key.strip()] = " ".join(words)
+        return fields
+    return {}
+
+
+def _read_yaml(root: Path, relative: str) -> Any:
+    try:
+        path = inside(root, relative)
+        if not path.is_file():
+            return None
+        return yaml.safe_load(path.read_text(errors="replace"))
+    except (OSError, ImageError, yaml.YAMLError) as error:
+        # cloud-init skips a file it cannot read, and so do we.
+        logger.debug("cannot read %s of %s: %s", relative, root, error)
+        return None
+
+
+def _dig(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
 
 def sshd_enabled(root: Path) -> bool:

@@ -24,9 +24,6 @@ from pytest_amipolicy.targets.ssh import LaunchKey, close_ssh, open_ssh
 
 logger = logging.getLogger(__name__)
 
-# The login user cloud-init creates in the demo image, as on Debian's own AMIs.
-DEFAULT_USER = "admin"
-
 Prepare = Callable[[str, Path], None]
 
 
@@ -71,8 +68,8 @@ class ImageTarget(Target):
             key = LaunchKey()
             stack.callback(key.remove)
 
-            user = self.settings.user or DEFAULT_USER
-            progress(f"booting {self.label}")
+            user = self.settings.user or self._login_user(root)
+            progress(f"booting {self.label}, to log in as {user}")
             self.machine = stack.enter_context(
                 booted(
                     root,
@@ -126,6 +123,13 @@ class ImageTarget(Target):
 
         root: Path = stack.enter_context(open_image(Path(self.spec)))
         return root
+
+    def _login_user(self, root: Path) -> str:
+        from pytest_amipolicy.imaging.tree import login_user
+
+        # The seed gives the key to this user; any other name would make
+        # cloud-init create a new user beside the image's own.
+        return login_user(root)
 
     def _prepare_root(self, root: Path) -> None:
         if self._prepare is not None:

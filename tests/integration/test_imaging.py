@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -15,6 +16,7 @@ import pytest
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.boot import BootedMachine, booted
 from pytest_amipolicy.imaging.build import build_debian_image
+from pytest_amipolicy.imaging.overlay import overlay
 from tests.integration.conftest import LaunchKey
 from tests.support.cases import lay_case, load_cases
 from tests.support.machines import run
@@ -141,6 +143,24 @@ def test_files_laid_by_prepare_are_visible_inside(
     assert status == 0
     assert output == "laid before boot\n"
     assert not (debian_image / "etc/amipolicy-fault").exists()
+
+
+def test_an_image_is_logged_into_as_the_default_user_its_cloud_init_names(
+    debian_image: Path, pytester: pytest.Pytester
+) -> None:
+    with overlay(debian_image) as tree:
+        (tree / "etc/cloud/cloud.cfg.d/95-vendor.cfg").write_text(
+            "system_info:\n  default_user:\n    name: ubuntu\n"
+        )
+
+        result = pytester.runpytest(
+            f"--ami-image={tree}", "--ami-policy=SUDO", "--ami-evidence=evidence.json"
+        )
+
+    document = json.loads((pytester.path / "evidence.json").read_text())
+    result.stdout.fnmatch_lines(["*booting image:merged, to log in as ubuntu"])
+    assert [record["verdict"] for record in document["results"]] == ["pass"]
+    assert document["targets"]["image:merged"]["login_user"] == "ubuntu"
 
 
 def test_two_machines_boot_at_the_same_time(

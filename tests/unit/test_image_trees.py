@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_amipolicy.imaging.tree import first_boot_problem, sshd_enabled
+from pytest_amipolicy.imaging.tree import first_boot_problem, login_user, sshd_enabled
 
 
 def touch(root: Path, relative: str, text: str = "") -> Path:
@@ -108,3 +108,62 @@ def test_a_tree_with_another_init_system_is_booted_unchecked(tmp_path: Path) -> 
     touch(root, "usr/bin/cloud-init")
 
     assert first_boot_problem(root) is None
+
+
+# The login user
+
+
+def default_user_config(name: str) -> str:
+    return f"system_info:\n  default_user:\n    name: {name}\n    lock_passwd: true\n"
+
+
+def test_the_login_user_is_cloud_inits_default_user_with_drop_ins_winning(
+    tree: Path,
+) -> None:
+    touch(tree, "etc/cloud/cloud.cfg", default_user_config("debian"))
+    touch(tree, "etc/cloud/cloud.cfg.d/90-vendor.cfg", default_user_config("admin"))
+    # A later file that sets other fields of the user keeps its name.
+    touch(
+        tree,
+        "etc/cloud/cloud.cfg.d/95-shell.cfg",
+        "system_info:\n  default_user:\n    shell: /bin/zsh\n",
+    )
+
+    assert login_user(tree) == "admin"
+
+
+def test_the_last_drop_in_naming_a_user_wins(tree: Path) -> None:
+    touch(tree, "etc/cloud/cloud.cfg.d/10-a.cfg", default_user_config("first"))
+    touch(tree, "etc/cloud/cloud.cfg.d/50-b.cfg", default_user_config("second"))
+    touch(tree, "etc/cloud/cloud.cfg.d/60-c.txt", default_user_config("ignored"))
+
+    assert login_user(tree) == "second"
+
+
+def test_a_config_file_that_is_not_yaml_is_skipped_as_cloud_init_does(
+    tree: Path,
+) -> None:
+    touch(tree, "etc/cloud/cloud.cfg", default_user_config("ubuntu"))
+    touch(tree, "etc/cloud/cloud.cfg.d/50-broken.cfg", "system_info: [unclosed\n")
+
+    assert login_user(tree) == "ubuntu"
+
+
+@pytest.mark.parametrize(
+    ("release", "user"),
+    [
+        ('ID="amzn"\nNAME="Amazon Linux"\n', "ec2-user"),
+        ("ID=ubuntu\nID_LIKE=debian\nNAME=Ubuntu\n", "ubuntu"),
+        ('ID="rhel"\nNAME="Red Hat Enterprise Linux"\n', "ec2-user"),
+        ('ID=rocky\nID_LIKE="rhel centos fedora"\n', "rocky"),
+        ("ID=debian\n", "admin"),
+        ("ID=mystery\nID_LIKE=ubuntu\n", "ubuntu"),
+        ("ID=mystery\n", "ec2-user"),
+    ],
+)
+def test_without_a_default_user_the_distributions_ec2_user_is_taken(
+    tree: Path, release: str, user: str
+) -> None:
+    touch(tree, "etc/os-release", release)
+
+    assert login_user(tree) == user
