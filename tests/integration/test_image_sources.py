@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import shutil
 import subprocess
@@ -88,6 +89,48 @@ def test_a_tar_archive_opens_extracted_and_is_removed_after(
         extracted = root
 
     assert not extracted.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "compressor"),
+    [
+        ("image.tar.zst", "--zstd"),
+        ("image.tar.bz2", "--bzip2"),
+        ("image.tar.lzma", "--lzma"),
+        # Named like a disk image: the content decides.
+        ("image.img", "--zstd"),
+        ("image.img", "--gzip"),
+    ],
+)
+def test_a_compressed_archive_is_recognised_by_its_content(
+    tiny_tree: Path, tmp_path: Path, name: str, compressor: str
+) -> None:
+    program = compressor.split("=")[-1].lstrip("-")
+    if shutil.which(program) is None:
+        pytest.skip(f"{program} is not installed")
+    archive = tmp_path / name
+    subprocess.run(
+        ["tar", compressor, "-C", str(tiny_tree), "-cf", str(archive), "."],
+        check=True,
+    )
+
+    with open_image(archive) as root:
+        assert (root / "usr/sbin/sshd").exists()
+
+
+def test_an_archive_tar_cannot_read_is_one_line_naming_tars_complaint(
+    tmp_path: Path,
+) -> None:
+    archive = tmp_path / "image.tar.gz"
+    with gzip.open(archive, "wb") as compressed:
+        compressed.write(b"a disk image, compressed, is not an archive\n" * 100)
+
+    with pytest.raises(ImageError) as raised, open_image(archive):
+        pass
+
+    message = str(raised.value)
+    assert "does not look like a tar archive" in message
+    assert "\n" not in message and "['" not in message
 
 
 def test_a_bare_ext4_image_opens_read_only_and_is_detached_after(
@@ -226,3 +269,37 @@ def test_the_debian_image_with_sshd_disabled_is_refused_before_any_boot(
     result.stdout.fnmatch_lines(["SUDO: image:merged: *does not start sshd at boot*"])
     assert "booting" not in result.stdout.str()
     assert result.duration < 30
+
+
+@pytest.fixture
+def xfs_image(tiny_tree: Path, tmp_path: Path) -> Path:
+    """A bare XFS filesystem holding the tiny tree."""
+    if shutil.which("mkfs.xfs") is None:
+        pytest.skip("XFS images need mkfs.xfs (apt-get install xfsprogs)")
+
+    image = tmp_path / "root.xfs"
+    subprocess.run(["truncate", "--size=320M", str(image)], check=True)
+    subprocess.run(["mkfs.xfs", "-q", str(image)], check=True)
+    mountpoint = tmp_path / "filling"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True)
+    try:
+        subprocess.run(["cp", "-a", f"{tiny_tree}/.", str(mountpoint)], check=True)
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+    return image
+
+
+def test_two_xfs_images_of_one_uuid_open_at_the_same_time(
+    xfs_image: Path, tmp_path: Path
+) -> None:
+    twin = tmp_path / "twin.xfs"
+    subprocess.run(["cp", "--sparse=always", str(xfs_image), str(twin)], check=True)
+    digest = hashlib.sha256(twin.read_bytes()).hexdigest()
+
+    with open_image(xfs_image) as first, open_image(twin) as second:
+        assert (first / "usr/sbin/sshd").exists()
+        assert (second / "usr/sbin/sshd").exists()
+
+    assert loops_of(xfs_image) == "" and loops_of(twin) == ""
+    assert hashlib.sha256(twin.read_bytes()).hexdigest() == digest
