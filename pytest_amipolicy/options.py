@@ -498,11 +498,15 @@ def _check_evidence(value: str | None) -> Path | None:
             f"{path / 'evidence.json'}."
         )
 
-    folder = path.parent
+    # Missing folders are made when the file is written; the nearest one that
+    # exists is where that has to be allowed.
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
     if not folder.is_dir():
         raise pytest.UsageError(
-            f"{shown}: the folder {str(folder)!r} does not exist; create it or "
-            "give a path in an existing folder."
+            f"{shown}: {str(folder)!r} is a file, not a folder; give a path in a "
+            "folder."
         )
 
     # Permission bits do not tell (root passes them; /proc and read-only

@@ -66,7 +66,11 @@ BAD_VALUES = [
     (["--ami-host=ssh://h", "--ami-key=/"], "--ami-key='/' is a directory"),
     (
         ["--ami-host=ssh://h", "--ami-evidence=/proc/nope/ev.json"],
-        "--ami-evidence='/proc/nope/ev.json': the folder '/proc/nope' does not exist",
+        "--ami-evidence='/proc/nope/ev.json': cannot write in '/proc'",
+    ),
+    (
+        ["--ami-host=ssh://h", "--ami-evidence=/etc/hostname/ev.json"],
+        "'/etc/hostname' is a file, not a folder",
     ),
     (
         ["--ami-host=ssh://h", "--ami-evidence=/proc/ev.json"],
