@@ -18,8 +18,8 @@ from typing import Any, Callable
 import pytest
 
 from pytest_amipolicy.errors import ImageError
-from pytest_amipolicy.options import DEMO_IMAGE
 from pytest_amipolicy.targets import Connection, Progress, Target
+from pytest_amipolicy.targets.specs import DEMO_IMAGE
 from pytest_amipolicy.targets.ssh import LaunchKey, close_ssh, open_ssh
 
 logger = logging.getLogger(__name__)
