@@ -18,12 +18,15 @@ setup(
         "pytest_amipolicy": ["py.typed", "data/*", "facts/*.sh", "facts/*.ps1"]
     },
     install_requires=[
-        "pytest>=7.4",
+        # config.get_verbosity() is pytest 8's.
+        "pytest>=8",
         "pytest-testinfra>=10",
         "paramiko>=3",
         "boto3>=1.28",
         "cryptography>=41",
         "pytest-html>=4",
+        # Reads the cloud-init configuration of --ami-image trees.
+        "PyYAML>=5.1",
     ],
     extras_require={
         "windows": ["pywinrm>=0.4"],
@@ -35,6 +38,7 @@ setup(
             "pywinrm>=0.4",
             "ruff",
             "mypy",
+            "types-PyYAML",
         ],
     },
     entry_points={"pytest11": ["amipolicy = pytest_amipolicy.plugin"]},

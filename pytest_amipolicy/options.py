@@ -11,9 +11,8 @@ import dataclasses
 import datetime
 import ipaddress
 import math
-import os
 import re
-import urllib.parse
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +20,12 @@ import pytest
 
 from pytest_amipolicy.catalogue import all_policies, select
 from pytest_amipolicy.settings import Settings
+from pytest_amipolicy.targets.specs import (
+    DEMO_IMAGE,
+    check_boot_tools,
+    check_host_spec,
+    check_image,
+)
 
 AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
@@ -29,9 +34,6 @@ PRODUCT_ID = re.compile(r"^prod-[A-Za-z0-9]+$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
 # Amazon Inspector's severities, lowest first.
 INSPECTOR_SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-HOST_SCHEMES = ("ssh", "paramiko", "winrm")
-# The value of --ami-image that builds and checks the bundled Debian demo image.
-DEMO_IMAGE = "demo"
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -200,10 +202,21 @@ def add_options(parser: pytest.Parser) -> None:
 
 
 def _value(config: pytest.Config, option: str, ini: str) -> str | None:
+    return _named(config, option, ini)[0]
+
+
+def _named(config: pytest.Config, option: str, ini: str) -> tuple[str | None, str]:
+    """Return the option's value, else the ini key's, with the name it came by.
+
+    A message about a bad value then names what the user wrote: the option on
+    the command line, or the key in the ini file.
+    """
     value = config.getoption(option)
-    if value is None:
-        value = config.getini(ini) or None
-    return None if value is None else str(value)
+    if value is not None:
+        return str(value), "--" + option.replace("_", "-")
+
+    value = config.getini(ini) or None
+    return (None if value is None else str(value)), ini
 
 
 def _split(values: list[str]) -> list[str]:
@@ -225,37 +238,6 @@ def check_ami_id(value: str) -> str:
     return value
 
 
-def check_host_spec(value: str) -> str:
-    parsed = urllib.parse.urlsplit(value)
-    if parsed.scheme not in HOST_SCHEMES or not parsed.hostname:
-        raise pytest.UsageError(
-            f"--ami-host={value!r} is not a host spec: use ssh://user@host[:port], "
-            "paramiko://user@host or winrm://user:password@host[:port]."
-        )
-
-    try:
-        # urlsplit checks the port only when it is read.
-        _ = parsed.port
-    except ValueError:
-        raise pytest.UsageError(
-            f"--ami-host={value!r} has a port that is not a number between 1 and 65535."
-        ) from None
-
-    if parsed.scheme == "winrm" and not parsed.password:
-        raise pytest.UsageError(
-            f"--ami-host={value!r} has no password: WinRM logs in with one, as "
-            "in winrm://Administrator:PASSWORD@host[:port]."
-        )
-
-    identity = urllib.parse.parse_qs(parsed.query).get("ssh_identity_file")
-    if identity and not Path(os.path.expanduser(identity[0])).is_file():
-        raise pytest.UsageError(
-            f"--ami-host={value!r}: the key file {identity[0]!r} does not exist; "
-            "give the path of the private key that logs in to this host."
-        )
-    return value
-
-
 def _refuse_empty(config: pytest.Config, dest: str, example: str) -> None:
     for value in config.getoption(dest):
         if not value.strip(" ,"):
@@ -263,15 +245,6 @@ def _refuse_empty(config: pytest.Config, dest: str, example: str) -> None:
             raise pytest.UsageError(
                 f"{option} was given an empty value; give {example}."
             )
-
-
-def check_image(value: str) -> str:
-    if value != DEMO_IMAGE and not Path(value).expanduser().exists():
-        raise pytest.UsageError(
-            f"--ami-image={value!r} does not exist: give a root directory, a tar "
-            f"archive or a raw disk image, or {DEMO_IMAGE} for the bundled image."
-        )
-    return value
 
 
 def _configured_region() -> str | None:
@@ -330,7 +303,53 @@ def _check_key(value: str | None) -> Path | None:
     return path
 
 
-def _check_cidr(value: str | None) -> str | None:
+def _check_evidence(value: str | None) -> Path | None:
+    """Return the JSON evidence path if a file can be written there.
+
+    Checked before anything is launched or booted: finding out at the end of a
+    long run that the evidence cannot be kept would waste the run.
+    """
+    if value is None:
+        return None
+    shown = f"--ami-evidence={value!r}"
+    if not value.strip():
+        raise pytest.UsageError(
+            "--ami-evidence was given an empty value; give a file name such as "
+            "evidence.json."
+        )
+
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise pytest.UsageError(
+            f"{shown} is a directory; give a file name, such as "
+            f"{path / 'evidence.json'}."
+        )
+
+    # Missing folders are made when the file is written; the nearest one that
+    # exists is where that has to be allowed.
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise pytest.UsageError(
+            f"{shown}: {str(folder)!r} is a file, not a folder; give a path in a "
+            "folder."
+        )
+
+    # Permission bits do not tell (root passes them; /proc and read-only
+    # mounts refuse anyway): only writing a file does.
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise pytest.UsageError(
+            f"{shown}: cannot write in {str(folder)!r} ({error.strerror}); give a "
+            "path in a folder you can write to."
+        ) from None
+    return path
+
+
+def _check_cidr(value: str | None, name: str = "--ami-ingress-cidr") -> str | None:
     if value is None:
         return None
 
@@ -338,28 +357,35 @@ def _check_cidr(value: str | None) -> str | None:
         return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
         raise pytest.UsageError(
-            f"--ami-ingress-cidr={value!r} is not a CIDR block: use an address "
+            f"{name}={value!r} is not a CIDR block: use an address "
             "range such as 203.0.113.7/32."
         ) from None
 
 
-def _check_severity(value: str) -> str:
+def _check_severity(value: str, name: str = "--ami-inspector-severity") -> str:
     severity = value.strip().upper()
     if severity not in INSPECTOR_SEVERITIES:
         raise pytest.UsageError(
-            f"--ami-inspector-severity={value!r} is not an Inspector severity: use "
+            f"{name}={value!r} is not an Inspector severity: use "
             f"one of {', '.join(INSPECTOR_SEVERITIES)}."
         )
     return severity
 
 
-def _check_product(value: str | None) -> str | None:
+def _severity(config: pytest.Config) -> tuple[str, str]:
+    value, name = _named(
+        config, "ami_inspector_severity", "amipolicy_inspector_severity"
+    )
+    return value or "HIGH", name
+
+
+def _check_product(value: str | None, name: str = "--ami-product") -> str | None:
     if value is None:
         return None
 
     if not PRODUCT_ID.match(value):
         raise pytest.UsageError(
-            f"--ami-product={value!r} is not a Marketplace product entity id: give "
+            f"{name}={value!r} is not a Marketplace product entity id: give "
             "the id of the AMI product, such as prod-abcdefghijklm (aws "
             "marketplace-catalog list-entities --entity-type AmiProduct)."
         )
@@ -378,13 +404,13 @@ def _check_role(value: str | None) -> str | None:
     return value
 
 
-def _check_policies(patterns: list[str]) -> tuple[str, ...]:
+def _check_policies(patterns: list[str], name: str = "--ami-policy") -> tuple[str, ...]:
     try:
         chosen = select(patterns)
     except KeyError as error:
         known = ", ".join(p.id for p in all_policies())
         raise pytest.UsageError(
-            f"--ami-policy={error.args[0]!r} matches no policy; use one of these "
+            f"{name}={error.args[0]!r} matches no policy; use one of these "
             f"IDs or a glob over them: {known}."
         ) from None
     return tuple(p.id for p in chosen)
@@ -401,11 +427,12 @@ def settings_from(config: pytest.Config) -> Settings:
     amis = _unique(check_ami_id(value) for value in _split(config.getoption("ami")))
     hosts = _unique(check_host_spec(value) for value in config.getoption("ami_host"))
     images = _unique(check_image(value) for value in config.getoption("ami_image"))
+    check_boot_tools(images)
 
-    region = _value(config, "ami_region", "amipolicy_region")
+    region, region_name = _named(config, "ami_region", "amipolicy_region")
     if region is not None and not REGION.match(region):
         raise pytest.UsageError(
-            f"--ami-region={region!r} is not an AWS region name such as us-east-1."
+            f"{region_name}={region!r} is not an AWS region name such as us-east-1."
         )
     if amis and region is None and _configured_region() is None:
         raise pytest.UsageError(
@@ -414,24 +441,26 @@ def settings_from(config: pytest.Config) -> Settings:
             "AWS_DEFAULT_REGION, or give your AWS profile a region."
         )
 
-    subnet = _value(config, "ami_subnet", "amipolicy_subnet")
+    subnet, subnet_name = _named(config, "ami_subnet", "amipolicy_subnet")
     if subnet is not None and not SUBNET_ID.match(subnet):
         raise pytest.UsageError(
-            f"--ami-subnet={subnet!r} is not a subnet id such as "
+            f"{subnet_name}={subnet!r} is not a subnet id such as "
             "subnet-0123456789abcdef0."
         )
 
-    connect = _value(config, "ami_connect", "amipolicy_connect") or "public"
+    connect, connect_name = _named(config, "ami_connect", "amipolicy_connect")
+    connect = connect or "public"
     if connect not in ("public", "private"):
         raise pytest.UsageError(
-            f"amipolicy_connect={connect!r} must be 'public' or 'private'."
+            f"{connect_name}={connect!r} must be 'public' or 'private'."
         )
 
-    patterns = _split(config.getoption("ami_policy")) or list(
-        config.getini("amipolicy_policies")
-    )
+    patterns = _split(config.getoption("ami_policy"))
+    patterns_name = "--ami-policy"
+    if not patterns:
+        patterns = list(config.getini("amipolicy_policies"))
+        patterns_name = "amipolicy_policies"
 
-    evidence = config.getoption("ami_evidence")
     settings = Settings(
         amis=amis,
         hosts=hosts,
@@ -442,7 +471,7 @@ def settings_from(config: pytest.Config) -> Settings:
         instance_type=_value(config, "ami_instance_type", "amipolicy_instance_type"),
         subnet=subnet,
         ingress_cidr=_check_cidr(
-            _value(config, "ami_ingress_cidr", "amipolicy_ingress_cidr")
+            *_named(config, "ami_ingress_cidr", "amipolicy_ingress_cidr")
         ),
         connect=connect,
         keep=config.getoption("ami_keep"),
@@ -454,14 +483,13 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
         boot_timeout=_timeout(config, "ami_boot_timeout", "amipolicy_boot_timeout"),
         ssh_timeout=_timeout(config, "ami_ssh_timeout", "amipolicy_ssh_timeout"),
-        evidence_path=Path(evidence) if evidence else None,
+        evidence_path=_check_evidence(config.getoption("ami_evidence")),
         redact=tuple(config.getini("amipolicy_redact")),
         inspector=config.getoption("ami_inspector"),
         inspector_severity=_check_severity(
-            _value(config, "ami_inspector_severity", "amipolicy_inspector_severity")
-            or "HIGH"
+            *_severity(config),
         ),
-        product=_check_product(_value(config, "ami_product", "amipolicy_product")),
+        product=_check_product(*_named(config, "ami_product", "amipolicy_product")),
         guardduty=config.getoption("ami_guardduty"),
         guardduty_role=_check_role(config.getini("amipolicy_guardduty_role") or None),
         amazon_timeout=_check_number(
@@ -472,8 +500,19 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
     )
 
+    if settings.keep and images:
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                "--ami-keep applies to --ami only: the containers of --ami-image "
+                "are stopped and removed after their checks all the same."
+            ),
+            stacklevel=2,
+        )
+
     # Checked last, so that cheaper mistakes are reported first; the catalogue
     # is not even imported for runs that name no target.
     if patterns or amis or hosts or images:
-        settings = dataclasses.replace(settings, policies=_check_policies(patterns))
+        settings = dataclasses.replace(
+            settings, policies=_check_policies(patterns, patterns_name)
+        )
     return settings

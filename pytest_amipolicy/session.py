@@ -9,6 +9,7 @@ import pytest
 
 from pytest_amipolicy.evidence import compile_patterns, redact
 from pytest_amipolicy.runtime import TargetRun, judge
+from pytest_amipolicy.targets import redacted_spec
 from pytest_amipolicy.verdicts import Outcome
 
 if TYPE_CHECKING:
@@ -110,7 +111,11 @@ class AmiPolicySession:
 
 
 def build_targets(config: pytest.Config, settings: Settings) -> list[Target]:
-    """Turn the validated settings into target objects; nothing is opened yet."""
+    """Turn the validated settings into target objects; nothing is opened yet.
+
+    Runs, test ids and reports are keyed by label, so two targets with one
+    label would silently become one: that is refused as a usage error.
+    """
     targets: list[Any] = []
 
     if settings.amis:
@@ -131,12 +136,30 @@ def build_targets(config: pytest.Config, settings: Settings) -> list[Target]:
         targets.extend(HostTarget(spec, settings) for spec in settings.hosts)
 
     if settings.images:
-        from pytest_amipolicy.targets.image import ImageTarget
+        from pytest_amipolicy.targets.image import ImageTarget, image_labels
 
+        labels = image_labels(settings.images)
         for path in settings.images:
-            targets.append(ImageTarget(path, settings, prepare=_preparer(config)))
+            targets.append(
+                ImageTarget(
+                    path, settings, prepare=_preparer(config), label=labels[path]
+                )
+            )
 
+    named: dict[str, Target] = {}
+    for target in targets:
+        first = named.setdefault(target.label, target)
+        if first is not target:
+            raise pytest.UsageError(
+                f"{_option_of(first)}={redacted_spec(first.spec)!r} and "
+                f"{_option_of(target)}={redacted_spec(target.spec)!r} name the same "
+                f"target ({target.label}); give it once."
+            )
     return targets
+
+
+def _option_of(target: Target) -> str:
+    return {"ami": "--ami", "host": "--ami-host", "image": "--ami-image"}[target.kind]
 
 
 def _address_resolver(config: pytest.Config, ami: str) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import re
 import signal
 import socket
@@ -22,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,11 +29,23 @@ from types import FrameType
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.network import Network, private_network
 from pytest_amipolicy.imaging.overlay import overlay
+from pytest_amipolicy.imaging.paths import inside
 from pytest_amipolicy.imaging.source import require_boot_tools
+from pytest_amipolicy.imaging.teardown import (
+    forget_boot,
+    interrupts_deferred,
+    machine_name,
+    reap_slot,
+    record_boot,
+    stop_tree,
+)
 
 logger = logging.getLogger(__name__)
 
 SSH_PORT = 22
+SEED_DIR = "var/lib/cloud/seed/nocloud"
+HARNESS_DROPIN = "etc/cloud/cloud.cfg.d/99-amipolicy-boot.cfg"
+OS_RELEASE_FILES = ("etc/os-release", "usr/lib/os-release")
 CONSOLE_TAIL_LINES = 15
 POWEROFF_TIMEOUT = 10.0
 
@@ -80,13 +91,22 @@ def booted(
     """
     require_boot_tools()
     started = time.monotonic()
+    stack = ExitStack()
+    # Cleanup must also run when pytest is terminated, not only on return.
+    _register(stack)
 
-    with ExitStack() as stack:
-        # Cleanup must also run when pytest is terminated, not only on return.
-        _register(stack)
-        stack.callback(_unregister, stack)
+    try:
+        # The slot first: claiming it removes what a killed run left in it.
+        network = stack.enter_context(private_network(reap=reap_slot))
+        name = machine_name(network.slot)
+        stack.callback(forget_boot, network.slot)
 
         merged = stack.enter_context(overlay(root))
+        scratch = Path(tempfile.mkdtemp(prefix="amipolicy-console-"))
+        stack.callback(_remove_scratch, scratch)
+        console_log = scratch / "console.log"
+        record_boot(network.slot, merged, scratch)
+
         if prepare is not None:
             prepare(merged)
 
@@ -94,14 +114,8 @@ def booted(
         _write_seed(merged, instance_id, login_user, public_key)
         stand_in = _os_release_stand_in(merged)
 
-        network = stack.enter_context(private_network())
-        name = f"amipolicy-{network.slot}-{os.getpid()}"
-        scratch = Path(tempfile.mkdtemp(prefix="amipolicy-console-"))
-        console_log = scratch / "console.log"
-
         _report(progress, f"booting {root} as {name} at {network.address}")
         process = _start(merged, name, network, console_log)
-        stack.callback(_remove_scratch, scratch)
         stack.callback(_stop, process, name)
 
         _wait_for_login(
@@ -131,6 +145,12 @@ def booted(
         )
 
         _report(progress, f"tearing down {name}")
+    finally:
+        # A second Ctrl-C must not cut the teardown short: the container would
+        # keep running with its overlay mounted.
+        with interrupts_deferred():
+            _unregister(stack)
+            stack.close()
 
 
 def _os_release_stand_in(merged: Path) -> Path | None:
@@ -140,9 +160,9 @@ def _os_release_stand_in(merged: Path) -> Path | None:
     releases lack it and the checks must see the tree as it is: the stand-in is
     removed as soon as the machine is up, before anything is checked.
     """
-    if (merged / "etc/os-release").exists() or (merged / "usr/lib/os-release").exists():
+    if any(inside(merged, name).exists() for name in OS_RELEASE_FILES):
         return None
-    stand_in = merged / "usr/lib/os-release"
+    stand_in = inside(merged, OS_RELEASE_FILES[1])
     stand_in.parent.mkdir(parents=True, exist_ok=True)
     stand_in.write_text('NAME="unknown"\nID=unknown\n')
     return stand_in
@@ -157,10 +177,12 @@ def _report(progress: Callable[[str], None] | None, message: str) -> None:
 def _write_seed(
     merged: Path, instance_id: str, login_user: str, public_key: str
 ) -> None:
-    seed = merged / "var/lib/cloud/seed/nocloud"
+    # Every path is resolved inside the image: a link such as /etc/cloud ->
+    # /etc must lead to the image's /etc, never to this machine's.
+    seed = inside(merged, SEED_DIR)
     seed.mkdir(parents=True, exist_ok=True)
 
-    (seed / "meta-data").write_text(
+    inside(merged, f"{SEED_DIR}/meta-data").write_text(
         f"instance-id: {instance_id}\nlocal-hostname: {instance_id}\n",
         encoding="utf-8",
     )
@@ -170,7 +192,7 @@ def _write_seed(
     # (a top-level ssh_authorized_keys would also be written, command-wrapped,
     # into root's authorized_keys).
     key = public_key.strip().replace('"', "")
-    (seed / "user-data").write_text(
+    inside(merged, f"{SEED_DIR}/user-data").write_text(
         "#cloud-config\n"
         "users:\n"
         "  - default\n"
@@ -180,11 +202,9 @@ def _write_seed(
         encoding="utf-8",
     )
 
-    dropins = merged / "etc/cloud/cloud.cfg.d"
-    dropins.mkdir(parents=True, exist_ok=True)
-    (dropins / "99-amipolicy-boot.cfg").write_text(
-        HARNESS_CLOUD_CONFIG, encoding="utf-8"
-    )
+    dropin = inside(merged, HARNESS_DROPIN)
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text(HARNESS_CLOUD_CONFIG, encoding="utf-8")
 
 
 def _start(
@@ -231,10 +251,10 @@ def _wait_for_login(
     deadline: float,
 ) -> None:
     key_body = public_key.split()[1] if len(public_key.split()) > 1 else public_key
-    instance = merged / "var/lib/cloud/instances" / instance_id
+    instance = f"var/lib/cloud/instances/{instance_id}"
     # boot-finished is written by the final_message module; images that trim
     # it still run set_passwords, the last step that may restart sshd.
-    markers = (instance / "boot-finished", instance / "sem/config_set_passwords")
+    markers = (f"{instance}/boot-finished", f"{instance}/sem/config_set_passwords")
     ever_answered = False
 
     while time.monotonic() < deadline:
@@ -247,7 +267,7 @@ def _wait_for_login(
         # cloud-init restarts sshd when it changes its configuration, so the
         # machine is ready only once its last stage is done, the key is in
         # place and sshd answers.
-        finished = any(marker.exists() for marker in markers)
+        finished = any(inside(merged, marker).exists() for marker in markers)
         answers = _ssh_banner(address)
         ever_answered = ever_answered or answers
         if finished and _has_key(merged, login_user, key_body) and answers:
@@ -293,7 +313,7 @@ def _has_key(merged: Path, login_user: str, key_body: str) -> bool:
     if home is None:
         return False
 
-    keys = merged / home.lstrip("/") / ".ssh/authorized_keys"
+    keys = inside(merged, f"{home}/.ssh/authorized_keys")
     try:
         return key_body in keys.read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -302,7 +322,8 @@ def _has_key(merged: Path, login_user: str, key_body: str) -> bool:
 
 def _home_of(merged: Path, user: str) -> str | None:
     try:
-        lines = (merged / "etc/passwd").read_text(encoding="utf-8").splitlines()
+        passwd = inside(merged, "etc/passwd")
+        lines = passwd.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
 
@@ -344,49 +365,9 @@ def _stop(process: subprocess.Popen[bytes], name: str) -> None:
         except subprocess.TimeoutExpired:
             logger.warning("%s did not power off in time; killing it", name)
 
-    # Without a scope unit nothing else would reap the container's processes:
-    # killing the container's PID 1 ends its whole PID namespace.
-    for pid in _descendants(process.pid):
-        _kill(pid)
-    _kill(process.pid)
+    stop_tree(process.pid)
     process.wait()
     logger.debug("container %s stopped", name)
-
-
-def _descendants(pid: int) -> list[int]:
-    found = []
-    pending = [pid]
-
-    while pending:
-        parent = pending.pop()
-        for child in _children(parent):
-            found.append(child)
-            pending.append(child)
-
-    return found
-
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return children
-
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as f:
-                children += [int(child) for child in f.read().split()]
-        except OSError:
-            continue
-
-    return children
-
-
-def _kill(pid: int) -> None:
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
 
 
 def _remove_scratch(scratch: Path) -> None:

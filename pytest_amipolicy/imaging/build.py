@@ -146,6 +146,14 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "pytest-amipolicy" / "images"
 
 
+def cached_debian_image(
+    cache_dir: Path | None = None, extra_packages: tuple[str, ...] = ()
+) -> Path | None:
+    """Return the cached root tree of the Debian 12 test image, if it is built."""
+    rootfs = (cache_dir or default_cache_dir()) / recipe_hash(extra_packages) / "rootfs"
+    return rootfs if rootfs.is_dir() else None
+
+
 def build_debian_image(
     cache_dir: Path | None = None,
     progress: Callable[[str], None] | None = None,

@@ -7,8 +7,9 @@ namespace, so the address is in place before it boots and the image needs no
 network configuration of its own. Nothing is routed anywhere else.
 
 A slot is owned by whoever holds the lock file ``/run/amipolicy/slot-<n>.lock``,
-so concurrent boots in any number of processes never collide, and a namespace
-left behind by a killed process is removed by the next owner of its slot.
+so concurrent boots in any number of processes never collide, and what a
+killed process left behind (its namespace here, its container and overlay
+through the ``reap`` callback) is removed by the next owner of its slot.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import os
 import random
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,15 @@ def network_for(slot: int) -> Network:
 
 
 @contextmanager
-def private_network() -> Iterator[Network]:
-    """Create a namespace with a veth pair for one container; remove it after."""
+def private_network(
+    reap: Callable[[int], object] | None = None,
+) -> Iterator[Network]:
+    """Create a namespace with a veth pair for one container; remove it after.
+
+    ``reap`` is called with the slot as soon as it is ours, to remove what a
+    killed process left of its boot there (its container and mounts), and
+    with every other slot found abandoned the same way.
+    """
     lock, slot = _claim_slot()
 
     try:
@@ -71,7 +79,10 @@ def private_network() -> Iterator[Network]:
 
         # The slot is ours, so anything still using its names is a leftover
         # from a process that was killed before it could clean up.
+        if reap is not None:
+            reap(slot)
         _remove(network)
+        _reap_abandoned(slot, reap)
 
         try:
             _create(network)
@@ -105,6 +116,32 @@ def _claim_slot() -> tuple[IO[str], int]:
         f"all {len(SLOTS)} container network slots are in use; "
         "run fewer boots at once (lower -n for pytest-xdist)"
     )
+
+
+def _reap_abandoned(own: int, reap: Callable[[int], object] | None) -> None:
+    """Clean every other slot whose namespace outlived its owner.
+
+    A namespace exists only while its slot's lock is held, from claim to
+    teardown; one whose lock is free was left by a killed process, and would
+    otherwise wait until a boot happens to draw that slot again.
+    """
+    for name in leftovers():
+        number = name.removeprefix(NAMESPACE_PREFIX)
+        if not name.startswith(NAMESPACE_PREFIX) or not number.isdigit():
+            continue
+        slot = int(number)
+        if slot == own or slot not in SLOTS:
+            continue
+
+        with open(LOCK_DIR / f"slot-{slot}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            logger.info("slot %d was abandoned by a killed run; cleaning it", slot)
+            if reap is not None:
+                reap(slot)
+            _remove(network_for(slot))
 
 
 def _create(network: Network) -> None:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.overlay import unmount
+from pytest_amipolicy.imaging.paths import inside
+from pytest_amipolicy.imaging.tree import first_boot_problem
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,18 @@ RELEASE_FILES = (
 INIT = ("sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd")
 SSHD = "usr/sbin/sshd"
 ROOT_FILESYSTEMS = ("ext4", "ext3", "ext2", "xfs")
+# The first bytes of what GNU tar decompresses by itself as it extracts: gzip,
+# bzip2, xz, lzip, lzma and zstd.
+COMPRESSED_MAGIC = (
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"LZIP",
+    b"\x5d\x00\x00",
+    b"\x28\xb5\x2f\xfd",
+)
+TAR_MAGIC = b"ustar"
+TAR_MAGIC_OFFSET = 257
 
 
 def require_boot_tools() -> None:
@@ -75,10 +89,27 @@ def open_image(path: Path) -> Iterator[Path]:
 
 
 def _is_tar_archive(path: Path) -> bool:
-    # tarfile.is_tarfile() takes a zero-filled first block for an empty
-    # archive, and most raw disk images start with one: ask for a member.
+    """Tell a tar archive, compressed or not, from a raw disk image by content.
+
+    A compressed file is taken for an archive whatever its name: no raw disk
+    image starts with a compressor's magic number, and GNU tar finds the
+    compressor by that number as it extracts.
+    """
     try:
-        with tarfile.open(path, "r:*") as archive:
+        with open(path, "rb") as image:
+            head = image.read(TAR_MAGIC_OFFSET + len(TAR_MAGIC))
+    except OSError:
+        return False
+
+    if head.startswith(COMPRESSED_MAGIC):
+        return True
+    # tarfile.is_tarfile() takes a zero-filled first block for an empty
+    # archive, and most raw disk images start with one: ask for the magic of
+    # a POSIX header, then for a member of an older one.
+    if head[TAR_MAGIC_OFFSET:].startswith(TAR_MAGIC):
+        return True
+    try:
+        with tarfile.open(path, "r:") as archive:
             return archive.next() is not None
     except (tarfile.TarError, OSError, EOFError):
         return False
@@ -93,15 +124,10 @@ def is_os_tree(root: Path) -> bool:
 
 
 def _exists(root: Path, relative: str) -> bool:
-    # Absolute symlinks in an image point into the image, not at the host.
-    target = root / relative
+    # Links in an image point into the image, not at this machine.
     try:
-        if target.is_symlink():
-            link = os.readlink(target)
-            if link.startswith("/"):
-                return _exists(root, link.lstrip("/"))
-        return target.exists()
-    except OSError:
+        return inside(root, relative).exists()
+    except (OSError, ImageError):
         return False
 
 
@@ -118,6 +144,11 @@ def _check_tree(path: Path, root: Path) -> None:
             f"image {path} has no SSH server ({SSHD}); install openssh-server "
             "in the image, as buyers reach Linux AMIs over SSH"
         )
+
+    # Found out now rather than when the SSH timeout runs out.
+    problem = first_boot_problem(root)
+    if problem is not None:
+        raise ImageError(f"image {path} {problem}")
 
 
 @contextmanager
@@ -140,12 +171,24 @@ def _extracted(archive: Path) -> Iterator[Path]:
         if result.returncode != 0:
             raise ImageError(
                 f"cannot extract image archive {archive}: "
-                f"{result.stderr.strip().splitlines()[-1:]}; check the archive"
+                f"{_first_error(result.stderr)}; check that it is a tar archive of "
+                "the image's root (a compressed disk image must be decompressed "
+                "first)"
             )
 
         yield _archive_root(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _first_error(stderr: str) -> str:
+    # tar ends with a summary line that says only that something failed.
+    lines = [
+        line.strip()
+        for line in stderr.splitlines()
+        if line.strip() and "Exiting with failure status" not in line
+    ]
+    return lines[0] if lines else "tar failed without saying why"
 
 
 def _archive_root(scratch: Path) -> Path:
@@ -280,8 +323,10 @@ def _filesystem_type(device: str) -> str:
 
 def _mount_read_only(device: str, fstype: str, mountpoint: Path) -> bool:
     # "noload" and "norecovery" keep ext4 and xfs from replaying their journal,
-    # which would write to the device even under "ro".
-    options = "ro,noload" if fstype.startswith("ext") else "ro,norecovery"
+    # which would write to the device even under "ro". XFS refuses a second
+    # filesystem of the same UUID (a copy of an image, or of this machine's
+    # own root) unless told "nouuid".
+    options = "ro,noload" if fstype.startswith("ext") else "ro,norecovery,nouuid"
     result = subprocess.run(
         ["mount", "-t", fstype, "-o", options, device, str(mountpoint)],
         capture_output=True,

@@ -70,3 +70,23 @@ class Target(abc.ABC):
 
     def error(self, message: str) -> TargetError:
         return TargetError(self.label, message)
+
+
+def redacted_spec(spec: str) -> str:
+    """Return ``spec`` with the password of its ``user:password@`` part hidden.
+
+    Messages, test ids and reports name a target this way, never by the spec
+    as given. Everything up to the last ``@`` counts as the user part, so a
+    password that holds ``/``, ``?`` or ``@`` unquoted is hidden too (and a
+    spec whose query holds an ``@`` is hidden a little more than needed).
+    """
+    scheme, separator, rest = spec.partition("://")
+    if not separator:
+        scheme, rest = "", spec
+
+    userinfo, at, place = rest.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not (at and colon):
+        return spec
+    prefix = f"{scheme}://" if separator else ""
+    return f"{prefix}{user}:***@{place}"

@@ -9,6 +9,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from pytest_amipolicy.errors import TargetError
 from pytest_amipolicy.targets import Connection, Progress, Target
 from pytest_amipolicy.targets.ssh import close_ssh, open_ssh, public_line_of
 
@@ -64,7 +65,11 @@ class HostTarget(Target):
         verify = self._query.get("no_verify_ssl", ["false"])[0].lower() != "true"
         progress(f"connecting to {self.label} over WinRM as {user}")
 
-        self._host = open_winrm_host(self.spec, user=user, verify_ssl=verify)
+        try:
+            self._host = open_winrm_host(self.spec, user=user, verify_ssl=verify)
+        except TargetError as error:
+            # Named by the label: the spec holds the password.
+            raise self.error(error.message) from None
         try:
             result = self._host.run("echo amipolicy")
         except Exception as error:  # pywinrm and requests raise many kinds

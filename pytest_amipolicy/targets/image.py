@@ -7,19 +7,22 @@ cloud-init at first boot exactly as EC2 would.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
-from pytest_amipolicy.options import DEMO_IMAGE
+import pytest
+
+from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.targets import Connection, Progress, Target
+from pytest_amipolicy.targets.specs import DEMO_IMAGE
 from pytest_amipolicy.targets.ssh import LaunchKey, close_ssh, open_ssh
 
 logger = logging.getLogger(__name__)
-
-# The login user cloud-init creates in the demo image, as on Debian's own AMIs.
-DEFAULT_USER = "admin"
 
 Prepare = Callable[[str, Path], None]
 
@@ -30,31 +33,43 @@ class ImageTarget(Target):
     kind = "image"
 
     def __init__(
-        self, spec: str, settings: Any, prepare: Prepare | None = None
+        self,
+        spec: str,
+        settings: Any,
+        prepare: Prepare | None = None,
+        label: str | None = None,
     ) -> None:
         super().__init__(spec, settings)
         self._prepare = prepare
+        self._label = label or image_labels([spec])[spec]
         self._stack = contextlib.ExitStack()
         self._host: Any = None
         self.machine: Any = None
 
     @property
     def label(self) -> str:
-        if self.spec == DEMO_IMAGE:
-            return "image:demo"
-        return f"image:{Path(self.spec).name or self.spec}"
+        return self._label
 
     def open(self, progress: Progress) -> Connection:
+        try:
+            return self._open(progress)
+        except ImageError as error:
+            # One line naming the target, as for every other kind of target.
+            raise self.error(str(error)) from error
+
+    def _open(self, progress: Progress) -> Connection:
         from pytest_amipolicy.imaging.boot import booted
         from pytest_amipolicy.imaging.source import open_image
+        from pytest_amipolicy.imaging.teardown import interrupts_deferred
 
-        with self._stack.pop_all() as stack:
+        stack = contextlib.ExitStack()
+        try:
             root = self._root(stack, open_image, progress)
             key = LaunchKey()
             stack.callback(key.remove)
 
-            user = self.settings.user or DEFAULT_USER
-            progress(f"booting {self.label}")
+            user = self.settings.user or self._login_user(root)
+            progress(f"booting {self.label}, to log in as {user}")
             self.machine = stack.enter_context(
                 booted(
                     root,
@@ -79,9 +94,15 @@ class ImageTarget(Target):
                 ssh_config=key.ssh_config,
             )
             stack.callback(close_ssh, self._host)
+        except BaseException:
+            # Undone here when the open fails; a second Ctrl-C waits for it.
+            with interrupts_deferred():
+                stack.close()
+            raise
 
-            # Everything opened so far is closed by close(), not on leaving here.
-            self._stack = stack.pop_all()
+        # Everything opened is closed by close().
+        self._stack = stack
+        _unclosed.add(self)
 
         return Connection(
             host=self._host,
@@ -103,17 +124,98 @@ class ImageTarget(Target):
         root: Path = stack.enter_context(open_image(Path(self.spec)))
         return root
 
+    def _login_user(self, root: Path) -> str:
+        from pytest_amipolicy.imaging.tree import login_user
+
+        # The seed gives the key to this user; any other name would make
+        # cloud-init create a new user beside the image's own.
+        return login_user(root)
+
     def _prepare_root(self, root: Path) -> None:
         if self._prepare is not None:
             self._prepare(self.label, root)
 
     def close(self, progress: Progress) -> list[str]:
+        _unclosed.discard(self)
         if self.machine is None:
-            self._stack.close()
+            self._teardown()
             return []
 
         progress(f"stopping {self.label}")
         name = self.machine.name
-        self._stack.close()
         self.machine = None
-        return [f"{self.label}: container {name} stopped, overlay and network removed"]
+        line = f"{self.label}: container {name} stopped, overlay and network removed"
+        if not self._teardown():
+            progress(line)
+            pytest.exit(
+                f"interrupted while {self.label} was torn down; the teardown was "
+                "finished first",
+                returncode=pytest.ExitCode.INTERRUPTED,
+            )
+        return [line]
+
+    def _teardown(self) -> bool:
+        """Close what open() made; return False if Ctrl-C was pressed meanwhile.
+
+        The interrupt is not raised here: at the end of a session that would
+        also skip the teardown of the targets still to be closed.
+        """
+        from pytest_amipolicy.imaging.teardown import interrupts_deferred
+
+        try:
+            with interrupts_deferred():
+                self._stack.close()
+        except KeyboardInterrupt:
+            return False
+        return True
+
+
+# Targets opened and not closed yet: closed at exit if pytest never got to it
+# (an earlier target's teardown was interrupted, say).
+_unclosed: set[ImageTarget] = set()
+
+
+@atexit.register
+def _close_unclosed() -> None:
+    for target in list(_unclosed):
+        try:
+            target.close(lambda message: logger.info("%s", message))
+        except BaseException:
+            logger.exception("cleanup of %s at exit failed", target.label)
+
+
+def image_labels(specs: Iterable[str]) -> dict[str, str]:
+    """Return a readable label for each image, unique among ``specs``.
+
+    A label is ``image:`` and the image's file name, with as many of its parent
+    directories as it takes to tell apart images of the same name
+    (``image:a/rootfs``, ``image:b/rootfs``). Two spellings of one path get the
+    same label; the caller refuses that as the same target named twice.
+    """
+    paths = {spec: _path_parts(spec) for spec in specs}
+    depth = dict.fromkeys(paths.values(), 1)
+
+    while True:
+        names = {parts: "/".join(parts[-depth[parts] :]) for parts in depth}
+        taken = list(names.values())
+        clashing = [
+            parts
+            for parts, name in names.items()
+            if taken.count(name) > 1 and depth[parts] < len(parts)
+        ]
+        if not clashing:
+            break
+        for parts in clashing:
+            depth[parts] += 1
+
+    return {spec: f"image:{names[parts] or '/'}" for spec, parts in paths.items()}
+
+
+def _path_parts(spec: str) -> tuple[str, ...]:
+    if spec == DEMO_IMAGE:
+        return (DEMO_IMAGE,)
+
+    # Absolute without resolving links: the test suite gives each case a link
+    # of its own name to one shared tree, and each is a target of its own.
+    absolute = os.path.abspath(os.path.expanduser(spec))
+    return Path(absolute).parts[1:]

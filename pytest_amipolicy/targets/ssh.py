@@ -8,6 +8,7 @@ the translation of paramiko's exceptions into one readable line are shared.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -121,6 +122,15 @@ def open_ssh(
     where = f"{user}@{address}:{port}"
     try:
         result = host.run("true")
+    except paramiko.PasswordRequiredException:
+        # A subclass of AuthenticationException: the key never reached sshd.
+        raise TargetError(
+            label,
+            f"the key {key_file} is protected by a passphrase, which the plugin "
+            f"cannot ask for; load it into ssh-agent (ssh-add {key_file}) and "
+            "run pytest where SSH_AUTH_SOCK reaches it, or give a key without "
+            "a passphrase",
+        ) from None
     except paramiko.AuthenticationException:
         key = f"the key {key_file}" if key_file else "the keys offered"
         raise TargetError(
@@ -128,24 +138,10 @@ def open_ssh(
             f"{where} refused {key}; give the private key this user logs in with "
             "(--ami-key or ?ssh_identity_file=) or the right user (--ami-user).",
         ) from None
-    except socket.gaierror:
-        raise TargetError(
-            label, f"cannot resolve {address!r}; check the host name."
-        ) from None
-    except (TimeoutError, socket.timeout):
-        raise TargetError(
-            label,
-            f"no answer from {address}:{port} within {timeout:.0f}s; check the "
-            "address, the firewall or security group, and that sshd runs.",
-        ) from None
-    except (paramiko.ssh_exception.NoValidConnectionsError, ConnectionError):
-        raise TargetError(
-            label,
-            f"connection to {address}:{port} refused; check the address and port "
-            "and that sshd runs.",
-        ) from None
     except (paramiko.SSHException, EOFError, OSError) as error:
-        raise TargetError(label, f"SSH to {where} failed: {_reason(error)}.") from None
+        raise TargetError(
+            label, connection_failure(error, address, port, timeout, where)
+        ) from None
 
     if result.exit_status != 0:
         raise TargetError(
@@ -153,6 +149,38 @@ def open_ssh(
             f"{where} accepted the login but cannot run commands: {result.stderr}",
         )
     return host
+
+
+def connection_failure(
+    error: BaseException, address: str, port: int, timeout: float, where: str
+) -> str:
+    """Return one line saying why no SSH session to ``address`` could start."""
+    if isinstance(error, socket.gaierror):
+        return (
+            f"cannot resolve {address!r} ({error.strerror}); check the host name "
+            "and this machine's DNS."
+        )
+
+    # paramiko gathers refusals and unreachable hosts, one per address tried.
+    causes = list(getattr(error, "errors", {}).values()) or [error]
+    numbers = {getattr(cause, "errno", None) for cause in causes}
+
+    if numbers & {errno.EHOSTUNREACH, errno.ENETUNREACH}:
+        return (
+            f"no route to {address}:{port}; check the address, and that this "
+            "machine can reach that network (VPN, routes, subnet)."
+        )
+    if isinstance(error, TimeoutError) or errno.ETIMEDOUT in numbers:
+        return (
+            f"no answer from {address}:{port} within {timeout:.0f}s; check the "
+            "address, the firewall or security group, and that sshd runs."
+        )
+    if errno.ECONNREFUSED in numbers or isinstance(error, ConnectionRefusedError):
+        return (
+            f"connection to {address}:{port} refused; check the address and port "
+            "and that sshd runs."
+        )
+    return f"SSH to {where} failed: {_reason(error)}."
 
 
 def close_ssh(host: Any) -> None:

@@ -15,6 +15,7 @@ import urllib.parse
 from typing import Any, Callable
 
 from pytest_amipolicy.errors import TargetError
+from pytest_amipolicy.targets import redacted_spec
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +48,13 @@ def winrm_hostspec(
     url = urllib.parse.urlsplit(text)
     if url.scheme not in ("winrm", "https", "http") or not url.hostname:
         raise TargetError(
-            spec_or_url,
+            redacted_spec(spec_or_url),
             "not a WinRM address; give winrm://HOST[:PORT], HOST[:PORT] or "
             "https://HOST:5986/wsman",
         )
 
     query = urllib.parse.parse_qs(url.query)
-    plain = url.scheme == "http" or query.get("no_ssl", ["false"])[0] == "true"
+    plain = url.scheme == "http" or _is_true(query, "no_ssl")
     port = url.port or (HTTP_PORT if plain else HTTPS_PORT)
 
     # A user in the spec wins over the default login user.
@@ -63,7 +64,7 @@ def winrm_hostspec(
         password = urllib.parse.unquote(url.password)
     if password is None:
         raise TargetError(
-            spec_or_url,
+            redacted_spec(spec_or_url),
             "no WinRM password: write it in the spec (winrm://USER:PASSWORD@HOST) "
             "or let the EC2 target fetch the generated one",
         )
@@ -84,7 +85,7 @@ def winrm_hostspec(
     }
     if plain:
         options["no_ssl"] = "true"
-    if not verify_ssl or query.get("no_verify_ssl", ["false"])[0] == "true":
+    if not verify_ssl or _is_true(query, "no_verify_ssl"):
         options["no_verify_ssl"] = "true"
 
     spec = f"winrm://{credentials}@{host}:{port}"
@@ -93,14 +94,13 @@ def winrm_hostspec(
     return spec
 
 
+def _is_true(query: dict[str, list[str]], name: str) -> bool:
+    return query.get(name, ["false"])[0].lower() == "true"
+
+
 def redacted(hostspec: str) -> str:
     """Return ``hostspec`` with its password replaced, for logs and reports."""
-    url = urllib.parse.urlsplit(hostspec)
-    if url.password is None:
-        return hostspec
-
-    netloc = url.netloc.replace(":" + url.password + "@", ":***@", 1)
-    return urllib.parse.urlunsplit(url._replace(netloc=netloc))
+    return redacted_spec(hostspec)
 
 
 def open_winrm_host(
@@ -118,11 +118,11 @@ def open_winrm_host(
 
     try:
         import winrm  # noqa: F401
-    except ImportError as error:
+    except ImportError:
         raise TargetError(
-            spec_or_url,
+            redacted_spec(spec_or_url),
             "WinRM targets need pywinrm: pip install 'pytest-amipolicy[windows]'",
-        ) from error
+        ) from None
 
     spec = winrm_hostspec(
         spec_or_url, user=user, password=password, verify_ssl=verify_ssl

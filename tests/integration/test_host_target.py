@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from pytest_amipolicy.imaging.boot import BootedMachine, booted
 from pytest_amipolicy.targets.ssh import LaunchKey
@@ -216,6 +217,38 @@ def test_refused_authentication_is_one_line_naming_the_target(
     )
     assert "Traceback" not in result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_key_with_a_passphrase_is_named_as_such(
+    pytester: pytest.Pytester,
+    compliant: BootedMachine,
+    launch_key: LaunchKey,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The very key the machine accepts, only encrypted.
+    private = serialization.load_ssh_private_key(launch_key.path.read_bytes(), None)
+    encrypted = pytester.path / "id_with_passphrase"
+    encrypted.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.BestAvailableEncryption(b"a passphrase"),
+        )
+    )
+    encrypted.chmod(0o600)
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    spec = f"ssh://admin@{compliant.address}:22?ssh_identity_file={encrypted}"
+
+    result, verdicts = run_checks(pytester, spec, "--ami-policy=SUDO")
+
+    result.stdout.fnmatch_lines(
+        [
+            f"SUDO: ssh://admin@{compliant.address}:22: the key * is protected by a "
+            "passphrase*ssh-add*"
+        ]
+    )
+    assert "refused the key" not in result.stdout.str()
+    assert set(verdicts.values()) == {"error"}
 
 
 def test_an_unreachable_host_is_one_line_naming_the_target(

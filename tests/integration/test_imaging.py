@@ -1,54 +1,29 @@
-"""The imaging package on real images: build, open, boot, log in, tear down."""
+"""The imaging package on real images: build, boot, log in, lay cases."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
+import json
 import os
 import shutil
-import subprocess
-import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import paramiko
 import pytest
 
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.boot import BootedMachine, booted
 from pytest_amipolicy.imaging.build import build_debian_image
-from pytest_amipolicy.imaging.network import LOCK_DIR
-from pytest_amipolicy.imaging.source import open_image
+from pytest_amipolicy.imaging.overlay import overlay
 from tests.integration.conftest import LaunchKey
 from tests.support.cases import lay_case, load_cases
+from tests.support.machines import run
 
 pytestmark = pytest.mark.integration
 
 BOOT_TIME_GOAL = 15.0
-
-
-def run(machine: BootedMachine, key: LaunchKey, command: str) -> tuple[int, str]:
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(
-        machine.address,
-        port=machine.port,
-        username=machine.login_user,
-        pkey=key.pkey,
-        look_for_keys=False,
-        allow_agent=False,
-        timeout=10,
-    )
-
-    try:
-        _, stdout, stderr = client.exec_command(command, timeout=30)
-        output = stdout.read().decode() + stderr.read().decode()
-        return stdout.channel.recv_exit_status(), output
-    finally:
-        client.close()
 
 
 def manifest(root: Path) -> str:
@@ -66,56 +41,6 @@ def manifest(root: Path) -> str:
             )
 
     return digest.hexdigest()
-
-
-def traces(machine_name: str, merged: Path) -> list[str]:
-    """What of one boot is still visible on the host: mounts and processes."""
-    found = []
-
-    with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        found += [line for line in mounts if str(merged.parent) in line]
-
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if machine_name.encode() in cmdline:
-            found.append(f"process {pid}")
-
-    return found
-
-
-def network_of(slot_name: str) -> list[str]:
-    found = []
-
-    if Path("/run/netns", slot_name).exists():
-        found.append(f"netns {slot_name}")
-    host_link = slot_name.replace("-", "")
-    if Path("/sys/class/net", host_link).exists():
-        found.append(f"link {host_link}")
-
-    return found
-
-
-def network_left_in_free_slot(slot_name: str) -> list[str]:
-    """The slot's namespace and link, if nobody holds the slot now.
-
-    Another boot of the parallel suite may have claimed the slot since; its
-    network is then its own, and nothing of the finished boot can be told apart.
-    """
-    lock_path = LOCK_DIR / f"slot-{slot_name.rsplit('-', 1)[1]}.lock"
-
-    with open(lock_path, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return []
-        return network_of(slot_name)
-
-
-def slot_of(machine: BootedMachine) -> str:
-    return f"amipolicy-{machine.address.split('.')[2]}"
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +145,24 @@ def test_files_laid_by_prepare_are_visible_inside(
     assert not (debian_image / "etc/amipolicy-fault").exists()
 
 
+def test_an_image_is_logged_into_as_the_default_user_its_cloud_init_names(
+    debian_image: Path, pytester: pytest.Pytester
+) -> None:
+    with overlay(debian_image) as tree:
+        (tree / "etc/cloud/cloud.cfg.d/95-vendor.cfg").write_text(
+            "system_info:\n  default_user:\n    name: ubuntu\n"
+        )
+
+        result = pytester.runpytest(
+            f"--ami-image={tree}", "--ami-policy=SUDO", "--ami-evidence=evidence.json"
+        )
+
+    document = json.loads((pytester.path / "evidence.json").read_text())
+    result.stdout.fnmatch_lines(["*booting image:merged, to log in as ubuntu"])
+    assert [record["verdict"] for record in document["results"]] == ["pass"]
+    assert document["targets"]["image:merged"]["login_user"] == "ubuntu"
+
+
 def test_two_machines_boot_at_the_same_time(
     debian_image: Path, launch_key: LaunchKey
 ) -> None:
@@ -260,25 +203,6 @@ def test_two_machines_boot_at_the_same_time(
     assert both_up < 2 * BOOT_TIME_GOAL
 
 
-def test_nothing_is_left_after_a_boot_even_when_the_body_raises(
-    debian_image: Path, launch_key: LaunchKey
-) -> None:
-    seen: list[BootedMachine] = []
-
-    with (
-        pytest.raises(RuntimeError, match="inside"),
-        booted(debian_image, login_user="admin", public_key=launch_key.public) as m,
-    ):
-        seen.append(m)
-        assert traces(m.name, m.merged) and network_of(slot_of(m))
-        raise RuntimeError("failure inside the boot")
-
-    m = seen[0]
-    assert traces(m.name, m.merged) == []
-    assert network_left_in_free_slot(slot_of(m)) == []
-    assert not m.merged.parent.exists()
-
-
 def test_a_machine_that_never_answers_ssh_raises_with_the_console_tail(
     debian_image: Path, launch_key: LaunchKey
 ) -> None:
@@ -294,185 +218,6 @@ def test_a_machine_that_never_answers_ssh_raises_with_the_console_tail(
             prepare=break_sshd,
             timeout=12,
         ),
-    ):
-        pass
-
-
-def test_a_raw_disk_image_of_the_debian_tree_boots_from_a_read_only_mount(
-    debian_image: Path, launch_key: LaunchKey, tmp_path: Path
-) -> None:
-    image = tmp_path / "debian.raw"
-    subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-d", str(debian_image), str(image), "1200M"],
-        check=True,
-    )
-    digest = hashlib.sha256(image.read_bytes()).hexdigest()
-
-    with (
-        open_image(image) as root,
-        booted(root, login_user="admin", public_key=launch_key.public) as m,
-    ):
-        status, output = run(m, launch_key, "sudo -n cat /etc/debian_version")
-
-    assert status == 0, output
-    assert output.startswith("12.")
-    assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
-    assert loops_of(image) == ""
-
-
-# Opening images from disk
-
-
-@pytest.fixture
-def tiny_tree(tmp_path: Path) -> Path:
-    """A stand-in OS tree: enough for open_image to recognise, not to boot."""
-    root = tmp_path / "tree"
-    for name in ("etc/os-release", "lib/systemd/systemd", "usr/sbin/sshd"):
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text("ID=debian\n" if "release" in name else "")
-    (root / "sbin").mkdir()
-    (root / "sbin/init").symlink_to("/lib/systemd/systemd")
-
-    return root
-
-
-def mounts_under(directory: str) -> list[str]:
-    with open("/proc/self/mounts", encoding="utf-8") as mounts:
-        return [line for line in mounts if directory in line]
-
-
-def loops_of(image: Path) -> str:
-    result = subprocess.run(
-        ["losetup", "--list", "--noheadings", "--output", "BACK-FILE"],
-        capture_output=True,
-        text=True,
-    )
-
-    return "\n".join(line for line in result.stdout.splitlines() if str(image) in line)
-
-
-def test_a_directory_opens_as_itself(tiny_tree: Path) -> None:
-    with open_image(tiny_tree) as root:
-        assert root == tiny_tree.resolve()
-
-
-@pytest.mark.parametrize("compression", ["", "gz", "xz"])
-def test_a_tar_archive_opens_extracted_and_is_removed_after(
-    tiny_tree: Path, tmp_path: Path, compression: str
-) -> None:
-    archive = tmp_path / f"image.tar{'.' + compression if compression else ''}"
-    with tarfile.open(archive, f"w:{compression}") as tar:
-        tar.add(tiny_tree, arcname=".")
-
-    with open_image(archive) as root:
-        assert (root / "usr/sbin/sshd").exists()
-        extracted = root
-
-    assert not extracted.exists()
-
-
-def test_a_bare_ext4_image_opens_read_only_and_is_detached_after(
-    tiny_tree: Path, tmp_path: Path
-) -> None:
-    image = tmp_path / "root.ext4"
-    subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-d", str(tiny_tree), str(image), "16M"], check=True
-    )
-    digest = hashlib.sha256(image.read_bytes()).hexdigest()
-
-    with open_image(image) as root:
-        assert (root / "etc/os-release").read_text() == "ID=debian\n"
-        with pytest.raises(OSError):
-            (root / "etc/written").write_text("x")
-        mountpoint = root
-
-    assert mounts_under(str(mountpoint)) == []
-    assert loops_of(image) == ""
-    assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
-
-
-def test_a_partitioned_disk_image_opens_its_root_partition(
-    tiny_tree: Path, tmp_path: Path
-) -> None:
-    if shutil.which("sfdisk") is None:
-        pytest.skip("partitioning a test disk needs sfdisk (apt-get install fdisk)")
-
-    image = tmp_path / "disk.raw"
-    filesystem = tmp_path / "part.ext4"
-    subprocess.run(
-        ["mkfs.ext4", "-q", "-F", "-d", str(tiny_tree), str(filesystem), "16M"],
-        check=True,
-    )
-    subprocess.run(["truncate", "--size=20M", str(image)], check=True)
-    subprocess.run(
-        ["sfdisk", "--quiet", str(image)],
-        input="label: gpt\nstart=2048, size=32768, type=linux\n",
-        text=True,
-        check=True,
-    )
-    subprocess.run(
-        [
-            "dd", f"if={filesystem}", f"of={image}", "bs=512", "seek=2048",
-            "conv=notrunc", "status=none",
-        ],
-        check=True,
-    )  # fmt: skip
-
-    with open_image(image) as root:
-        assert (root / "usr/sbin/sshd").exists()
-
-    assert loops_of(image) == ""
-
-
-def test_a_missing_path_is_one_clear_error(tmp_path: Path) -> None:
-    with (
-        pytest.raises(ImageError, match=r"image .*nowhere does not exist; pass"),
-        open_image(tmp_path / "nowhere"),
-    ):
-        pass
-
-
-def test_a_tar_of_something_else_is_one_clear_error(tmp_path: Path) -> None:
-    (tmp_path / "notes").mkdir()
-    (tmp_path / "notes/readme.txt").write_text("not an OS\n")
-    archive = tmp_path / "notes.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(tmp_path / "notes", arcname=".")
-
-    with (
-        pytest.raises(ImageError, match="holds no operating system"),
-        open_image(archive),
-    ):
-        pass
-
-    assert not [p for p in Path("/tmp").glob("amipolicy-image-*") if p.exists()]
-
-
-def test_a_disk_image_without_a_filesystem_is_one_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    image = tmp_path / "blank.raw"
-    subprocess.run(["truncate", "--size=8M", str(image)], check=True)
-    # Mount points go below this test's own directory, so that the disks other
-    # tests mount in parallel are not counted.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-
-    with (
-        pytest.raises(ImageError, match="no recognisable root filesystem"),
-        open_image(image),
-    ):
-        pass
-
-    assert loops_of(image) == ""
-    assert mounts_under(str(tmp_path)) == []
-
-
-def test_a_tree_without_sshd_is_one_clear_error(tiny_tree: Path) -> None:
-    (tiny_tree / "usr/sbin/sshd").unlink()
-
-    with (
-        pytest.raises(ImageError, match=r"no SSH server \(usr/sbin/sshd\)"),
-        open_image(tiny_tree),
     ):
         pass
 

@@ -13,6 +13,29 @@ BAD_VALUES = [
     (["--ami-host=admin@host"], "is not a host spec"),
     (["--ami-host=ftp://host"], "is not a host spec"),
     (["--ami-host=ssh://admin@host:99999"], "port that is not a number"),
+    (["--ami-host=ssh://admin@host:70000"], "'ssh://admin@host:70000' has a port"),
+    (["--ami-host=ssh://admin@host:0"], "'ssh://admin@host:0' has port 0"),
+    (["--ami-host=ssh://[::1"], "--ami-host='ssh://[[]::1' is not a host spec"),
+    (["--ami-host=ssh://h?timeout=abc"], "timeout='abc' must be a positive number"),
+    (["--ami-host=ssh://h?timeout=inf"], "timeout='inf' must be a positive number"),
+    (["--ami-host=ssh://h?timeout=0"], "timeout='0' must be a positive number"),
+    (["--ami-host=ssh://h?sudo=true"], "sudo is not an option the plugin reads"),
+    (
+        ["--ami-host=ssh://h?ssh_config=/nonexistent/config"],
+        "the ssh_config file '/nonexistent/config' does not exist",
+    ),
+    (
+        ["--ami-host=winrm://Administrator:pw@h?no_ssl=maybe"],
+        "no_ssl='maybe' must be true or false",
+    ),
+    (
+        ["--ami-host=winrm://Administrator:pw@h?read_timeout_sec=-1"],
+        "read_timeout_sec='-1' must be a positive number",
+    ),
+    (
+        ["--ami-host=winrm://Administrator:pass/word@h"],
+        "has a port that is not a number * in a password as %XX",
+    ),
     (
         ["--ami-host=ssh://admin@host?ssh_identity_file=/nonexistent/key"],
         "the key file '/nonexistent/key' does not exist",
@@ -41,6 +64,20 @@ BAD_VALUES = [
     ),
     (["--ami-host=winrm://Administrator@host"], "has no password"),
     (["--ami-host=ssh://h", "--ami-key=/"], "--ami-key='/' is a directory"),
+    (
+        ["--ami-host=ssh://h", "--ami-evidence=/proc/nope/ev.json"],
+        "--ami-evidence='/proc/nope/ev.json': cannot write in '/proc'",
+    ),
+    (
+        ["--ami-host=ssh://h", "--ami-evidence=/etc/hostname/ev.json"],
+        "'/etc/hostname' is a file, not a folder",
+    ),
+    (
+        ["--ami-host=ssh://h", "--ami-evidence=/proc/ev.json"],
+        "--ami-evidence='/proc/ev.json': cannot write in '/proc'",
+    ),
+    (["--ami-host=ssh://h", "--ami-evidence=/tmp"], "--ami-evidence='/tmp' is a dir"),
+    (["--ami-host=ssh://h", "--ami-evidence="], "--ami-evidence was given an empty"),
     (["--ami-host=ssh://h", "--ami-ssh-timeout=soon"], "--ami-ssh-timeout='soon'"),
     (["--ami-host=ssh://h", "--ami-boot-timeout=nan"], "must be a positive number"),
     (["--ami-host=ssh://h", "--ami-boot-timeout=-5"], "--ami-boot-timeout='-5'"),
@@ -153,3 +190,37 @@ def test_a_timeout_option_wins_over_its_ini_key(pytester: pytest.Pytester) -> No
 
     settings = config.stash[SESSION_KEY].settings
     assert (settings.ssh_timeout, settings.boot_timeout) == (7.0, 9.0)
+
+
+BAD_INI_VALUES = [
+    ("amipolicy_region = mars", "amipolicy_region='mars' is not an AWS region"),
+    ("amipolicy_subnet = sn-1", "amipolicy_subnet='sn-1' is not a subnet id"),
+    ("amipolicy_ingress_cidr = everyone", "amipolicy_ingress_cidr='everyone' is not"),
+    ("amipolicy_connect = both", "amipolicy_connect='both' must be"),
+    ("amipolicy_inspector_severity = dire", "amipolicy_inspector_severity='dire'"),
+    ("amipolicy_product = 12345", "amipolicy_product='12345' is not"),
+    ("amipolicy_policies = NOPE", "amipolicy_policies='NOPE' matches no policy"),
+    ("amipolicy_ssh_timeout = soon", "amipolicy_ssh_timeout='soon' must be"),
+]
+
+
+@pytest.mark.parametrize(("line", "message"), BAD_INI_VALUES)
+def test_a_bad_ini_value_is_a_usage_error_naming_the_ini_key(
+    pytester: pytest.Pytester, line: str, message: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{line}\n")
+
+    result = pytester.runpytest("--ami-host=ssh://h")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}*"])
+
+
+def test_a_bad_option_is_named_as_the_option_even_with_the_ini_key_set(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini("[pytest]\namipolicy_region = us-east-1\n")
+
+    result = pytester.runpytest("--ami-host=ssh://h", "--ami-region=mars")
+
+    result.stderr.fnmatch_lines(["ERROR: --ami-region='mars' is not*"])

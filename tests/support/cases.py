@@ -9,13 +9,15 @@ the fields.
 from __future__ import annotations
 
 import copy
-import glob
+import fnmatch
 import json
 import os
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+from pytest_amipolicy.imaging.paths import inside
 
 CASES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "cases"
 
@@ -113,13 +115,18 @@ def _case(data: dict[str, Any], case_id: str) -> Case:
 
 
 def lay_case(case: Case, root: Path) -> None:
-    """Write the state of a Linux ``case`` into the root tree at ``root``."""
+    """Write the state of a Linux ``case`` into the root tree at ``root``.
+
+    Every path is resolved inside the tree, its links followed as the booted
+    image follows them: a link such as /etc/cloud -> /etc in the image must
+    never lead a write to this machine's /etc.
+    """
     for pattern in case.clear:
-        for match in glob.glob(str(_inside(root, pattern))):
-            _delete(Path(match))
+        for match in _glob_inside(root, pattern):
+            _delete(match)
 
     for path in case.remove:
-        _delete(_inside(root, path))
+        _delete(_inside(root, path, follow_last=False))
 
     # Users first, so the files laid in their homes get the right owners.
     for user, password in case.shadow.items():
@@ -131,8 +138,40 @@ def lay_case(case: Case, root: Path) -> None:
         _write(root, path, content)
 
 
-def _inside(root: Path, path: str) -> Path:
-    return root / path.lstrip("/")
+def _inside(root: Path, path: str, *, follow_last: bool = True) -> Path:
+    return inside(root, path, follow_last=follow_last)
+
+
+def _glob_inside(root: Path, pattern: str) -> list[Path]:
+    """Expand ``pattern`` in the image one component at a time, never leaving it.
+
+    glob.glob() would follow the image's links from this machine; here each
+    directory listed is first resolved inside the image.
+    """
+    found = [""]
+    for part in PurePosixPath(pattern).parts:
+        if part == "/":
+            continue
+        if not any(magic in part for magic in "*?["):
+            found = [f"{base}/{part}" for base in found]
+            continue
+
+        matches = []
+        for base in found:
+            try:
+                names = sorted(os.listdir(_inside(root, base)))
+            except OSError:
+                continue
+            hidden = part.startswith(".")
+            matches += [
+                f"{base}/{name}"
+                for name in names
+                if fnmatch.fnmatchcase(name, part) and (hidden or name[0] != ".")
+            ]
+        found = matches
+
+    paths = [_inside(root, path, follow_last=False) for path in found]
+    return [path for path in paths if path.exists() or path.is_symlink()]
 
 
 def _delete(path: Path) -> None:
@@ -151,7 +190,7 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 def _passwd_entry(root: Path, user: str) -> list[str] | None:
-    for line in _read_lines(root / "etc/passwd"):
+    for line in _read_lines(_inside(root, "etc/passwd")):
         fields = line.split(":")
         if fields[0] == user:
             return fields
@@ -160,19 +199,20 @@ def _passwd_entry(root: Path, user: str) -> list[str] | None:
 
 
 def _create_user(root: Path, user: str) -> None:
-    passwd = _read_lines(root / "etc/passwd")
-    group = _read_lines(root / "etc/group")
+    passwd = _read_lines(_inside(root, "etc/passwd"))
+    group = _read_lines(_inside(root, "etc/group"))
     taken = {int(line.split(":")[2]) for line in passwd + group if line}
     uid = next(n for n in range(FIRST_USER_UID, 60000) if n not in taken)
 
     home = f"/home/{user}"
     _write_lines(
-        root / "etc/passwd", [*passwd, f"{user}:x:{uid}:{uid}::{home}:/bin/bash"]
+        _inside(root, "etc/passwd"),
+        [*passwd, f"{user}:x:{uid}:{uid}::{home}:/bin/bash"],
     )
-    _write_lines(root / "etc/group", [*group, f"{user}:x:{uid}:"])
-    shadow = _read_lines(root / "etc/shadow")
-    _write_lines(root / "etc/shadow", [*shadow, f"{user}:!:19000:0:99999:7:::"])
-    gshadow = root / "etc/gshadow"
+    _write_lines(_inside(root, "etc/group"), [*group, f"{user}:x:{uid}:"])
+    shadow = _read_lines(_inside(root, "etc/shadow"))
+    _write_lines(_inside(root, "etc/shadow"), [*shadow, f"{user}:!:19000:0:99999:7:::"])
+    gshadow = _inside(root, "etc/gshadow")
     if gshadow.exists():
         _write_lines(gshadow, [*_read_lines(gshadow), f"{user}:!::"])
 
@@ -186,7 +226,7 @@ def _create_user(root: Path, user: str) -> None:
 
 
 def _set_password(root: Path, user: str, password: str) -> None:
-    lines = _read_lines(root / "etc/shadow")
+    lines = _read_lines(_inside(root, "etc/shadow"))
 
     for index, line in enumerate(lines):
         fields = line.split(":")
@@ -194,7 +234,7 @@ def _set_password(root: Path, user: str, password: str) -> None:
             fields[1] = password
             lines[index] = ":".join(fields)
 
-    _write_lines(root / "etc/shadow", lines)
+    _write_lines(_inside(root, "etc/shadow"), lines)
 
 
 def _write(root: Path, path: str, content: str) -> None:
@@ -222,7 +262,7 @@ def _home_owner(root: Path, path: str) -> tuple[int, int, str] | None:
     """Return uid, gid and home of the user whose home holds ``path``."""
     best: tuple[int, int, str] | None = None
 
-    for line in _read_lines(root / "etc/passwd"):
+    for line in _read_lines(_inside(root, "etc/passwd")):
         fields = line.split(":")
 
         # System accounts have homes such as /bin or /usr/sbin; only login
