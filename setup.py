@@ -39,6 +39,9 @@ setup(
             "ruff",
             "mypy",
             "types-PyYAML",
+            # Parses the Windows fact script, since no PowerShell runs here.
+            "tree-sitter>=0.22",
+            "tree-sitter-powershell",
         ],
     },
     entry_points={"pytest11": ["amipolicy = pytest_amipolicy.plugin"]},
