@@ -1,12 +1,13 @@
-"""The evidence a seller keeps: redaction, target descriptions and the JSON document.
+"""The evidence a seller keeps: target descriptions and the JSON document.
 
 Everything is built from what the policy items attach to their reports, so it
 works the same under xdist, where the controller writes the files once. The
 HTML side lives in :mod:`pytest_amipolicy.report`.
 
 Redaction happens once, at the source: :class:`EvidenceFilter` rewrites each
-report as it is made, on the process that ran the item, so the terminal, the
-JUnit XML, the HTML report and the JSON document all get the same clean text.
+report as it is made, on the process that ran the item, with the patterns of
+:mod:`pytest_amipolicy.redaction`, so the terminal, the JUnit XML, the HTML
+report and the JSON document all get the same clean text.
 
 The JSON document (``--ami-evidence=PATH``) is described in
 ``docs/evidence-schema.md``; in short::
@@ -41,9 +42,8 @@ import importlib.metadata
 import importlib.resources
 import json
 import logging
-import re
 import weakref
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,8 +52,13 @@ import pytest
 
 from pytest_amipolicy import __version__
 from pytest_amipolicy.catalogue import POLICY_PAGE
-from pytest_amipolicy.items import PROPERTY
-from pytest_amipolicy.verdicts import BUILTIN_REDACTIONS, REDACTED
+from pytest_amipolicy.items import CLOSED_PROPERTY, PROPERTY, TARGET_PROPERTY
+from pytest_amipolicy.redaction import (
+    LogRecordFactory,
+    compile_patterns,
+    redact,
+    redacting_factory,
+)
 
 if TYPE_CHECKING:
     from pytest_amipolicy.facts import Facts
@@ -62,17 +67,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LogRecordFactory = Callable[..., logging.LogRecord]
-
 # Bump when a field changes meaning or is removed; adding fields keeps it.
 # 2: "check_date", "environment" and "targets" were added ("scripts" and
 #    "cleanup" came later, without a bump).
 SCHEMA_VERSION = 2
-
-# The user property that carries what is known about a target (image, instance,
-# OS release); attached whenever that knowledge grows.
-TARGET_PROPERTY = PROPERTY + "_target_details"
-CLOSED_PROPERTY = PROPERTY + "_closed"
 
 # The script each platform's facts are gathered with, in pytest_amipolicy/facts.
 GATHER_SCRIPTS = {"linux": "linux.sh", "windows": "windows.ps1"}
@@ -106,54 +104,6 @@ IMAGE_FIELDS = {
     "CreationDate": "created",
     "Architecture": "architecture",
 }
-
-
-@functools.cache
-def compiled_patterns(redact: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
-    """:func:`compile_patterns`, once per process for each list of patterns."""
-    return tuple(compile_patterns(redact))
-
-
-def compile_patterns(redact: tuple[str, ...]) -> list[re.Pattern[str]]:
-    """Compile the built-in and the ``amipolicy_redact`` patterns."""
-    patterns = [re.compile(pattern) for pattern in BUILTIN_REDACTIONS]
-
-    for pattern in redact:
-        try:
-            patterns.append(re.compile(pattern))
-        except re.error as error:
-            raise pytest.UsageError(
-                f"amipolicy_redact: {pattern!r} is not a regular expression "
-                f"({error}); fix or remove it in the ini file."
-            ) from None
-    return patterns
-
-
-def redact(
-    value: Any,
-    patterns: list[re.Pattern[str]] | tuple[re.Pattern[str], ...],
-    keys: bool = False,
-) -> Any:
-    """Replace every match of the configured patterns in strings of ``value``.
-
-    With ``keys``, the keys of dictionaries are redacted too: where a key is
-    data (a target label, an environment variable's name) rather than a field
-    name the reader relies on.
-    """
-    if not patterns:
-        return value
-    if isinstance(value, str):
-        for pattern in patterns:
-            value = pattern.sub(REDACTED, value)
-        return value
-    if isinstance(value, dict):
-        return {
-            (redact(key, patterns) if keys else key): redact(item, patterns, keys)
-            for key, item in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return type(value)(redact(item, patterns, keys) for item in value)
-    return value
 
 
 class EvidenceFilter:
@@ -217,34 +167,6 @@ class EvidenceFilter:
         clean = redact(text, self.patterns)
         if clean != text:
             report.longrepr = clean
-
-
-def redacting_factory(
-    make: LogRecordFactory, patterns: list[re.Pattern[str]]
-) -> LogRecordFactory:
-    """Wrap a log record factory so that its records carry redacted text only."""
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = make(*args, **kwargs)
-
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            # A malformed call; logging reports it when a handler formats it.
-            return record
-        clean = redact(message, patterns)
-        if clean != message:
-            record.msg, record.args = clean, None
-
-        # A formatter caches the traceback text here and reuses it.
-        if record.exc_info and not record.exc_text:
-            text = logging.Formatter().formatException(record.exc_info)
-            clean = redact(text, patterns)
-            if clean != text:
-                record.exc_text = clean
-        return record
-
-    return factory
 
 
 def junit_properties(properties: list[tuple[str, Any]]) -> list[tuple[str, Any]]:

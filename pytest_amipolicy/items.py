@@ -26,6 +26,10 @@ logger = logging.getLogger(__name__)
 # The key of an item's user property carrying its verdict and evidence; user
 # properties travel from xdist workers to the controller with each report.
 PROPERTY = "amipolicy"
+# What is known about a target (image, instance, OS release), attached whenever
+# that knowledge grows, and what its teardown stopped or deleted.
+TARGET_PROPERTY = PROPERTY + "_target_details"
+CLOSED_PROPERTY = PROPERTY + "_closed"
 
 
 class PolicyFailed(Exception):
@@ -86,7 +90,7 @@ class PolicyItem(pytest.Item):
     def teardown(self) -> None:
         closed = self.run_state.finished_one(self.target_label)
         if closed:
-            self.user_properties.append((PROPERTY + "_closed", closed))
+            self.user_properties.append((CLOSED_PROPERTY, closed))
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -105,7 +109,7 @@ class PolicyItem(pytest.Item):
 
     def _clean(self) -> Callable[[str], str]:
         """Redaction by the run's patterns, for evidence about to be trimmed."""
-        from pytest_amipolicy.evidence import compiled_patterns, redact
+        from pytest_amipolicy.redaction import compiled_patterns, redact
 
         patterns = compiled_patterns(self.run_state.settings.redact)
         return functools.partial(redact, patterns=patterns)

@@ -19,8 +19,8 @@ import pytest
 from pytest_amipolicy import __version__, hooks
 from pytest_amipolicy.catalogue import get_policy
 from pytest_amipolicy.errors import AmiPolicyError
-from pytest_amipolicy.evidence import CLOSED_PROPERTY, EvidenceFilter, EvidenceWriter
-from pytest_amipolicy.items import PolicyItem, make_items
+from pytest_amipolicy.evidence import EvidenceFilter, EvidenceWriter
+from pytest_amipolicy.items import CLOSED_PROPERTY, PolicyItem, make_items
 from pytest_amipolicy.options import add_options, settings_from
 from pytest_amipolicy.session import SESSION_KEY, AmiPolicySession, build_targets
 from pytest_amipolicy.summary import RunSummary

@@ -28,12 +28,11 @@ from pytest_amipolicy.evidence import (
     TARGET_LABELS,
     TargetLog,
     _now,
-    compile_patterns,
     fact_scripts,
     read_records,
-    redact,
     tool_versions,
 )
+from pytest_amipolicy.redaction import compile_patterns, redact
 
 if TYPE_CHECKING:
     from pytest_amipolicy.settings import Settings

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_amipolicy.evidence import compile_patterns, redact
+from pytest_amipolicy.redaction import compile_patterns, redact
 from pytest_amipolicy.runtime import TargetRun, judge
 from pytest_amipolicy.targets import redacted_spec
 from pytest_amipolicy.verdicts import Outcome

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_amipolicy.items import PROPERTY
+from pytest_amipolicy.items import CLOSED_PROPERTY, PROPERTY
 
 if TYPE_CHECKING:
     from pytest_amipolicy.settings import Settings
@@ -30,7 +30,7 @@ class RunSummary:
         for name, value in report.user_properties:
             if name == PROPERTY and report.when == "setup":
                 self._record(cast("dict[str, Any]", value))
-            elif name == PROPERTY + "_closed" and report.when == "teardown":
+            elif name == CLOSED_PROPERTY and report.when == "teardown":
                 self.removed.extend(cast("list[str]", value))
 
     def _record(self, result: dict[str, Any]) -> None:

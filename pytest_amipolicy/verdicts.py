@@ -8,31 +8,10 @@ why a verdict was reached without rerunning anything.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# Removed from every evidence output before it is trimmed, whatever the ini
-# says: a private key (the launch key included) and anything shaped like an AWS
-# access key id must never be kept. A key block whose END line is missing (the
-# output was cut by the command that printed it) runs to the end of the text.
-# The key id is bounded by characters that cannot continue it rather than by
-# word boundaries: in a repr'd command output it follows an escaped tab ("\t").
-BUILTIN_REDACTIONS = (
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
-    r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[\s\S]*\Z)",
-    r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])",
-)
-REDACTED = "[redacted]"
-
-_ALWAYS = tuple(re.compile(pattern) for pattern in BUILTIN_REDACTIONS)
-
-
-def scrub(text: str) -> str:
-    """Remove what no evidence may ever hold (see BUILTIN_REDACTIONS)."""
-    for pattern in _ALWAYS:
-        text = pattern.sub(REDACTED, text)
-    return text
+from pytest_amipolicy.redaction import scrub
 
 
 class Verdict(str, enum.Enum):

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from pytest_amipolicy.evidence import compile_patterns, redact
+from pytest_amipolicy.redaction import compile_patterns, redact
 from pytest_amipolicy.verdicts import Evidence
 from tests.report.conftest import (
     ACCOUNT_ID,
