@@ -10,7 +10,6 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -19,6 +18,7 @@ from pytest_amipolicy.facts import Facts
 from pytest_amipolicy.policies.amazon import check_malware
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.verdicts import Verdict
+from tests.support.stubs import FakeClock, stubbed_client
 
 REGION = "eu-west-1"
 AMI = "ami-0123456789abcdef0"
@@ -45,30 +45,10 @@ LIST_SCANS = {
 }
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def stubbed() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "guardduty",
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed_client("guardduty", REGION) as client_and_stubber:
+        yield client_and_stubber
 
 
 def listed(scan_id: str, status: str, started: str) -> dict[str, Any]:

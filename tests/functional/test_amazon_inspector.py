@@ -20,6 +20,7 @@ from pytest_amipolicy.facts import Facts
 from pytest_amipolicy.policies.amazon import check_inspector
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.verdicts import Verdict
+from tests.support.stubs import FakeClock, stubbed_client
 
 REGION = "us-east-1"
 AMI = "ami-0123456789abcdef0"
@@ -48,32 +49,10 @@ FINDINGS_REQUEST = {
 }
 
 
-class FakeClock:
-    """A monotonic clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def stubbed() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "inspector2",
-        region_name=REGION,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed_client("inspector2", REGION) as client_and_stubber:
+        yield client_and_stubber
 
 
 def covered(instance: str, ami: str, reason: str = "SUCCESSFUL") -> dict[str, Any]:

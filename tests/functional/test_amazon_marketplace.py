@@ -12,7 +12,6 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
@@ -21,6 +20,7 @@ from pytest_amipolicy.facts import Facts
 from pytest_amipolicy.policies.amazon import check_assessment
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.verdicts import Verdict
+from tests.support.stubs import FakeClock, stubbed_client
 
 AMI = "ami-0123456789abcdef0"
 PRODUCT = "prod-abcdefghijklm"
@@ -41,30 +41,10 @@ LIST_CHANGE_SETS = {
 }
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture
 def stubbed() -> Iterator[tuple[Any, Stubber]]:
-    client = boto3.client(
-        "marketplace-catalog",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
+    with stubbed_client("marketplace-catalog", "us-east-1") as client_and_stubber:
+        yield client_and_stubber
 
 
 def entity(versions: list[dict[str, Any]], kind: str = "AmiProduct@1.0") -> Any:
