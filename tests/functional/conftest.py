@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
-import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Callable
 
 import boto3
@@ -158,15 +155,3 @@ def boot_into(ec2: Any) -> Callable[[FakeSshServer], Callable[[dict[str, Any]], 
         return resolve
 
     return route
-
-
-def cases_dir() -> Path:
-    configured = os.environ.get("AMIPOLICY_CASES")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "cases"
-
-
-def load_case(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((cases_dir() / f"{name}.json").read_text())
-    return data

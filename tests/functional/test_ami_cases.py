@@ -17,9 +17,10 @@ from botocore.stub import Stubber
 
 from pytest_amipolicy.facts import Facts
 from pytest_amipolicy.policies import ami
-from tests.functional.conftest import REGION, load_case
+from tests.functional.conftest import REGION
+from tests.support.cases import Case, load_cases
 
-CASE = load_case("ami-encrypted-snapshot-and-pv")
+CASES = [pytest.param(case, id=case.id) for case in load_cases("ami")]
 
 
 def register_like(ec2: Any, image: dict[str, Any]) -> tuple[str, dict[str, str]]:
@@ -62,17 +63,17 @@ def case_record(
     return record
 
 
-@pytest.mark.parametrize(
-    "variant",
-    CASE["variants"],
-    ids=[f"variant{i}" for i in range(len(CASE["variants"]))],
-)
-def test_encrypted_snapshot_and_paravirtual_cases_get_the_expected_verdicts(
-    make_target: Any, ec2: Any, variant: dict[str, Any]
+def test_the_ami_cases_are_found() -> None:
+    assert CASES
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_ami_case_gets_its_expected_verdicts_through_the_describe_path(
+    make_target: Any, ec2: Any, case: Case
 ) -> None:
-    image_id, renamed = register_like(ec2, variant["image"])
+    image_id, renamed = register_like(ec2, case.image)
     moto_record = ec2.describe_images(ImageIds=[image_id])["Images"][0]
-    record = case_record(moto_record, variant["image"], renamed)
+    record = case_record(moto_record, case.image, renamed)
     moto_snapshots = ec2.describe_snapshots(SnapshotIds=list(renamed.values()))
 
     stubbed = boto3.client("ec2", region_name=REGION)
@@ -97,15 +98,16 @@ def test_encrypted_snapshot_and_paravirtual_cases_get_the_expected_verdicts(
         )
     stubber.assert_no_pending_responses()
 
-    expected = {**CASE.get("expect", {}), **variant["expect"]}
-    verdicts = {pid: ami.CHECKS[pid](facts).verdict.value for pid in expected}
-    assert verdicts == expected
+    verdicts = {pid: ami.CHECKS[pid](facts).verdict.value for pid in case.expect}
+    assert verdicts == case.expect
 
 
-def test_moto_keeps_the_snapshot_encryption_the_case_relies_on(ec2: Any) -> None:
-    image = CASE["variants"][0]["image"]
-
-    _, renamed = register_like(ec2, image)
+@pytest.mark.parametrize("case", CASES)
+def test_moto_keeps_the_snapshot_encryption_the_case_relies_on(
+    ec2: Any, case: Case
+) -> None:
+    _, renamed = register_like(ec2, case.image)
 
     snapshots = ec2.describe_snapshots(SnapshotIds=list(renamed.values()))["Snapshots"]
-    assert [s["Encrypted"] for s in snapshots] == [True]
+    expected = [m["Ebs"]["Encrypted"] for m in case.image["BlockDeviceMappings"]]
+    assert [s["Encrypted"] for s in snapshots] == expected

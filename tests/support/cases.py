@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import pytest
+
 from pytest_amipolicy.imaging.paths import inside
 
 CASES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "cases"
@@ -45,8 +47,17 @@ class Case:
 def cases_dir() -> Path:
     """Return the cases directory: ``$AMIPOLICY_CASES`` or the shared one."""
     configured = os.environ.get("AMIPOLICY_CASES")
+    directory = Path(configured) if configured else CASES_DIR
 
-    return Path(configured) if configured else CASES_DIR
+    # Every case must pass as a test; without them the suite proves less, so
+    # the modules that run them fail to collect instead of running nothing.
+    if not directory.is_dir():
+        pytest.fail(
+            f"the shared cases are not in {directory}: clone the repository "
+            "beside ../shared, or set AMIPOLICY_CASES to the cases directory",
+            pytrace=False,
+        )
+    return directory
 
 
 PLATFORMS = ("linux", "windows", "ami")
