@@ -25,6 +25,7 @@ from pytest_amipolicy.targets.specs import (
     check_boot_tools,
     check_host_spec,
     check_image,
+    check_image_contents,
 )
 
 AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
@@ -428,6 +429,7 @@ def settings_from(config: pytest.Config) -> Settings:
     hosts = _unique(check_host_spec(value) for value in config.getoption("ami_host"))
     images = _unique(check_image(value) for value in config.getoption("ami_image"))
     check_boot_tools(images)
+    check_image_contents(images)
 
     region, region_name = _named(config, "ami_region", "amipolicy_region")
     if region is not None and not REGION.match(region):

@@ -160,6 +160,25 @@ def check_image(value: str) -> str:
     return value
 
 
+def check_image_contents(images: tuple[str, ...]) -> None:
+    """Refuse an image that a quick look shows cannot be one.
+
+    Checked once the boot tools are known to be there (reading a disk image
+    may need root): a plain file, an empty directory or an archive of
+    something else would otherwise fail every policy in turn, once the run
+    has started. Mounting, extracting and reading the tree wait for the open.
+    """
+    from pytest_amipolicy.imaging.probe import cheap_problem
+
+    for value in images:
+        if value == DEMO_IMAGE:
+            continue
+
+        problem = cheap_problem(Path(value).expanduser())
+        if problem is not None:
+            raise pytest.UsageError(f"--ami-image={value!r} {problem}.")
+
+
 def check_boot_tools(images: tuple[str, ...]) -> None:
     """Refuse local images unless this process can mount and boot them.
 
