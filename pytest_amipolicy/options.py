@@ -26,6 +26,7 @@ from pytest_amipolicy.targets.specs import (
     check_host_spec,
     check_image,
     check_image_contents,
+    check_image_users,
 )
 
 AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
@@ -431,6 +432,9 @@ def settings_from(config: pytest.Config) -> Settings:
     check_boot_tools(images)
     check_image_contents(images)
 
+    user, user_name = _named(config, "ami_user", "amipolicy_user")
+    check_image_users(images, user, user_name)
+
     region, region_name = _named(config, "ami_region", "amipolicy_region")
     if region is not None and not REGION.match(region):
         raise pytest.UsageError(
@@ -468,7 +472,8 @@ def settings_from(config: pytest.Config) -> Settings:
         hosts=hosts,
         images=images,
         region=region,
-        user=_value(config, "ami_user", "amipolicy_user"),
+        user=user,
+        user_source=user_name,
         key_file=_check_key(config.getoption("ami_key")),
         instance_type=_value(config, "ami_instance_type", "amipolicy_instance_type"),
         subnet=subnet,

@@ -68,7 +68,7 @@ class ImageTarget(Target):
             key = LaunchKey()
             stack.callback(key.remove)
 
-            user = self.settings.user or self._login_user(root)
+            user = self._login_user(root)
             progress(f"booting {self.label}, to log in as {user}")
             self.machine = stack.enter_context(
                 booted(
@@ -125,11 +125,24 @@ class ImageTarget(Target):
         return root
 
     def _login_user(self, root: Path) -> str:
-        from pytest_amipolicy.imaging.tree import login_user
+        from pytest_amipolicy.imaging.tree import (
+            cloud_init_default_user,
+            login_user,
+            wrong_user,
+        )
 
         # The seed gives the key to this user; any other name would make
         # cloud-init create a new user beside the image's own.
-        return login_user(root)
+        given: str | None = self.settings.user
+        if given is None:
+            return login_user(root)
+
+        # Directories (and a demo image already built) were checked before
+        # the run; archives and disk images can only be read now.
+        default = cloud_init_default_user(root)
+        if default is not None and default != given:
+            raise ImageError(wrong_user(given, self.settings.user_source, default))
+        return given
 
     def _prepare_root(self, root: Path) -> None:
         if self._prepare is not None:
