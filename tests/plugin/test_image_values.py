@@ -283,3 +283,16 @@ def test_the_demo_image_is_not_looked_at_before_it_is_built(
     result = pytester.runpytest("--collect-only", "-q", "--ami-image=demo")
 
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+
+
+def test_a_key_given_with_only_an_image_is_a_usage_error_saying_it_is_for_hosts(
+    pytester: pytest.Pytester,
+) -> None:
+    tree = release_tree(pytester.path / "rootfs")
+
+    result = pytester.runpytest(f"--ami-image={tree}", "--ami-key=/etc/hostname")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --ami-key='/etc/hostname' applies to --ami-host only, *"]
+    )
