@@ -82,6 +82,10 @@ PLATFORM_TOOLS = {"windows": ("pywinrm",)}
 # label the HTML report shows.
 TARGET_LABELS = {
     "kind": "Kind",
+    "image_path": "Image path",
+    "image_kind": "Image kind",
+    "image_bytes": "Image size (bytes)",
+    "image_sha256": "Image sha256",
     "ami_id": "AMI id",
     "ami_name": "AMI name",
     "owner": "Owner",
@@ -209,6 +213,11 @@ def describe_target(run: TargetRun) -> dict[str, str]:
     """
     found: dict[str, Any] = {"kind": run.target.kind}
     known = run.known_facts()
+
+    # A local image says which file or tree it was (ImageTarget.source).
+    source = getattr(run.target, "source", None)
+    if isinstance(source, dict):
+        found.update(source)
     details = dict(run.connection.details or {}) if run.connection else {}
 
     image = details.get("image") or next(

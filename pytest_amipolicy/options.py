@@ -25,6 +25,8 @@ from pytest_amipolicy.targets.specs import (
     check_boot_tools,
     check_host_spec,
     check_image,
+    check_image_contents,
+    check_image_users,
 )
 
 AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
@@ -303,6 +305,17 @@ def _check_key(value: str | None) -> Path | None:
     return path
 
 
+def _check_key_applies(value: str | None, hosts: tuple[str, ...]) -> None:
+    # The other targets log in with a launch key of their own, so a key given
+    # for them would be silently ignored.
+    if value is not None and not hosts:
+        raise pytest.UsageError(
+            f"--ami-key={value!r} applies to --ami-host only, and no --ami-host "
+            "was given (--ami and --ami-image log in with a launch key made for "
+            "the run); drop --ami-key, or add --ami-host=ssh://user@host."
+        )
+
+
 def _check_evidence(value: str | None) -> Path | None:
     """Return the JSON evidence path if a file can be written there.
 
@@ -428,6 +441,11 @@ def settings_from(config: pytest.Config) -> Settings:
     hosts = _unique(check_host_spec(value) for value in config.getoption("ami_host"))
     images = _unique(check_image(value) for value in config.getoption("ami_image"))
     check_boot_tools(images)
+    check_image_contents(images)
+    _check_key_applies(config.getoption("ami_key"), hosts)
+
+    user, user_name = _named(config, "ami_user", "amipolicy_user")
+    check_image_users(images, user, user_name)
 
     region, region_name = _named(config, "ami_region", "amipolicy_region")
     if region is not None and not REGION.match(region):
@@ -466,7 +484,8 @@ def settings_from(config: pytest.Config) -> Settings:
         hosts=hosts,
         images=images,
         region=region,
-        user=_value(config, "ami_user", "amipolicy_user"),
+        user=user,
+        user_source=user_name,
         key_file=_check_key(config.getoption("ami_key")),
         instance_type=_value(config, "ami_instance_type", "amipolicy_instance_type"),
         subnet=subnet,

@@ -16,6 +16,8 @@ class Settings:
     images: tuple[str, ...] = ()
     region: str | None = None
     user: str | None = None
+    # The option or ini key the user came by, for messages about it.
+    user_source: str = "--ami-user"
     key_file: Path | None = None
     instance_type: str | None = None
     subnet: str | None = None

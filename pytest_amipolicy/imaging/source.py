@@ -16,7 +16,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -25,35 +24,18 @@ from pathlib import Path
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.overlay import unmount
 from pytest_amipolicy.imaging.paths import inside
+from pytest_amipolicy.imaging.probe import (
+    first_tar_error,
+    has_release_file,
+    is_tar_archive,
+)
 from pytest_amipolicy.imaging.tree import first_boot_problem
 
 logger = logging.getLogger(__name__)
 
-# Any of these names the release; old systems have no os-release at all.
-RELEASE_FILES = (
-    "etc/os-release",
-    "usr/lib/os-release",
-    "etc/system-release",
-    "etc/redhat-release",
-    "etc/lsb-release",
-    "etc/debian_version",
-    "etc/SuSE-release",
-)
 INIT = ("sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd")
 SSHD = "usr/sbin/sshd"
 ROOT_FILESYSTEMS = ("ext4", "ext3", "ext2", "xfs")
-# The first bytes of what GNU tar decompresses by itself as it extracts: gzip,
-# bzip2, xz, lzip, lzma and zstd.
-COMPRESSED_MAGIC = (
-    b"\x1f\x8b",
-    b"BZh",
-    b"\xfd7zXZ\x00",
-    b"LZIP",
-    b"\x5d\x00\x00",
-    b"\x28\xb5\x2f\xfd",
-)
-TAR_MAGIC = b"ustar"
-TAR_MAGIC_OFFSET = 257
 
 
 def require_boot_tools() -> None:
@@ -79,7 +61,7 @@ def open_image(path: Path) -> Iterator[Path]:
     with ExitStack() as stack:
         if path.is_dir():
             root = path.resolve()
-        elif _is_tar_archive(path):
+        elif is_tar_archive(path):
             root = stack.enter_context(_extracted(path))
         else:
             root = stack.enter_context(_mounted_disk(path))
@@ -88,36 +70,9 @@ def open_image(path: Path) -> Iterator[Path]:
         yield root
 
 
-def _is_tar_archive(path: Path) -> bool:
-    """Tell a tar archive, compressed or not, from a raw disk image by content.
-
-    A compressed file is taken for an archive whatever its name: no raw disk
-    image starts with a compressor's magic number, and GNU tar finds the
-    compressor by that number as it extracts.
-    """
-    try:
-        with open(path, "rb") as image:
-            head = image.read(TAR_MAGIC_OFFSET + len(TAR_MAGIC))
-    except OSError:
-        return False
-
-    if head.startswith(COMPRESSED_MAGIC):
-        return True
-    # tarfile.is_tarfile() takes a zero-filled first block for an empty
-    # archive, and most raw disk images start with one: ask for the magic of
-    # a POSIX header, then for a member of an older one.
-    if head[TAR_MAGIC_OFFSET:].startswith(TAR_MAGIC):
-        return True
-    try:
-        with tarfile.open(path, "r:") as archive:
-            return archive.next() is not None
-    except (tarfile.TarError, OSError, EOFError):
-        return False
-
-
 def is_os_tree(root: Path) -> bool:
     """Tell whether ``root`` looks like the root of a bootable Linux system."""
-    has_release = any(_exists(root, name) for name in RELEASE_FILES)
+    has_release = has_release_file(root)
     has_init = any(_exists(root, name) for name in INIT)
 
     return has_release and has_init
@@ -171,7 +126,7 @@ def _extracted(archive: Path) -> Iterator[Path]:
         if result.returncode != 0:
             raise ImageError(
                 f"cannot extract image archive {archive}: "
-                f"{_first_error(result.stderr)}; check that it is a tar archive of "
+                f"{first_tar_error(result.stderr)}; check that it is a tar archive of "
                 "the image's root (a compressed disk image must be decompressed "
                 "first)"
             )
@@ -179,16 +134,6 @@ def _extracted(archive: Path) -> Iterator[Path]:
         yield _archive_root(scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _first_error(stderr: str) -> str:
-    # tar ends with a summary line that says only that something failed.
-    lines = [
-        line.strip()
-        for line in stderr.splitlines()
-        if line.strip() and "Exiting with failure status" not in line
-    ]
-    return lines[0] if lines else "tar failed without saying why"
 
 
 def _archive_root(scratch: Path) -> Path:

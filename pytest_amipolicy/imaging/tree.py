@@ -103,6 +103,24 @@ def cloud_init_default_user(root: Path) -> str | None:
     return name
 
 
+def wrong_user(user: str, name: str, default: str) -> str:
+    """Why login user ``user``, given as ``name``, is refused for this image.
+
+    ``default`` is the image's cloud-init default user; ``name`` is the option
+    or ini key the user came by, so that the fix names what was written.
+    """
+    if name.startswith("--"):
+        fix = f"drop {name}, or use {name}={default}"
+    else:
+        fix = f"remove {name} from the ini file, or set {name} = {default}"
+
+    return (
+        f"{name}={user!r} is not the image's cloud-init default user {default!r}, "
+        "who gets the launch key as on EC2 (checked as another user, SUDO and "
+        f"AUTHORIZED-KEYS would judge a machine no buyer gets); {fix}"
+    )
+
+
 def os_release(root: Path) -> dict[str, str]:
     """Return the fields of the tree's os-release file (empty if it has none)."""
     for relative in ("etc/os-release", "usr/lib/os-release"):

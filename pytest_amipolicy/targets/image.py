@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import logging
 import os
 from collections.abc import Iterable
@@ -25,6 +26,8 @@ from pytest_amipolicy.targets.ssh import LaunchKey, close_ssh, open_ssh
 logger = logging.getLogger(__name__)
 
 Prepare = Callable[[str, Path], None]
+# Bytes read at a time to digest an image file.
+DIGEST_BLOCK = 1 << 20
 
 
 class ImageTarget(Target):
@@ -45,6 +48,9 @@ class ImageTarget(Target):
         self._stack = contextlib.ExitStack()
         self._host: Any = None
         self.machine: Any = None
+        # Which image was checked, for the evidence: known once it is opened,
+        # kept when the boot then fails.
+        self.source: dict[str, str] = {}
 
     @property
     def label(self) -> str:
@@ -68,7 +74,7 @@ class ImageTarget(Target):
             key = LaunchKey()
             stack.callback(key.remove)
 
-            user = self.settings.user or self._login_user(root)
+            user = self._login_user(root)
             progress(f"booting {self.label}, to log in as {user}")
             self.machine = stack.enter_context(
                 booted(
@@ -119,17 +125,33 @@ class ImageTarget(Target):
             from pytest_amipolicy.imaging.build import build_debian_image
 
             progress("preparing the Debian demo image (built once, then cached)")
-            return build_debian_image(self.settings.image_cache, progress=progress)
+            tree = build_debian_image(self.settings.image_cache, progress=progress)
+            self.source = {"image_path": str(tree), "image_kind": "directory"}
+            return tree
 
+        self.source = describe_source(Path(self.spec).expanduser(), progress)
         root: Path = stack.enter_context(open_image(Path(self.spec)))
         return root
 
     def _login_user(self, root: Path) -> str:
-        from pytest_amipolicy.imaging.tree import login_user
+        from pytest_amipolicy.imaging.tree import (
+            cloud_init_default_user,
+            login_user,
+            wrong_user,
+        )
 
         # The seed gives the key to this user; any other name would make
         # cloud-init create a new user beside the image's own.
-        return login_user(root)
+        given: str | None = self.settings.user
+        if given is None:
+            return login_user(root)
+
+        # Directories (and a demo image already built) were checked before
+        # the run; archives and disk images can only be read now.
+        default = cloud_init_default_user(root)
+        if default is not None and default != given:
+            raise ImageError(wrong_user(given, self.settings.user_source, default))
+        return given
 
     def _prepare_root(self, root: Path) -> None:
         if self._prepare is not None:
@@ -182,6 +204,47 @@ def _close_unclosed() -> None:
             target.close(lambda message: logger.info("%s", message))
         except BaseException:
             logger.exception("cleanup of %s at exit failed", target.label)
+
+
+def describe_source(path: Path, progress: Progress) -> dict[str, str]:
+    """Say which image file or tree ``path`` is: where, what kind, its digest.
+
+    A file's sha256 is read once, here, in the process that opens it: it is
+    what lets a reviewer tell that the report is about the file uploaded.
+    """
+    from pytest_amipolicy.imaging.probe import is_tar_archive
+
+    resolved = path.resolve()
+    if resolved.is_dir():
+        return {"image_path": str(resolved), "image_kind": "directory"}
+
+    kind = "tar archive" if is_tar_archive(resolved) else "disk image"
+    described = {"image_path": str(resolved), "image_kind": kind}
+    if not resolved.is_file():
+        # A block device: reading all of it is not this step's business.
+        return described
+
+    try:
+        size = resolved.stat().st_size
+        progress(f"computing the sha256 of {resolved} ({size / 2**20:.0f} MiB)")
+        described["image_sha256"] = sha256_of(resolved)
+    except OSError as error:
+        raise ImageError(
+            f"cannot read image {path} ({error.strerror}); check that it is still "
+            "there and readable"
+        ) from error
+
+    described["image_bytes"] = str(size)
+    return described
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of the file at ``path``, read in blocks (images are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as image:
+        while block := image.read(DIGEST_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def image_labels(specs: Iterable[str]) -> dict[str, str]:

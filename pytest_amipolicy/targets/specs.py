@@ -160,6 +160,58 @@ def check_image(value: str) -> str:
     return value
 
 
+def check_image_contents(images: tuple[str, ...]) -> None:
+    """Refuse an image that a quick look shows cannot be one.
+
+    Checked once the boot tools are known to be there (reading a disk image
+    may need root): a plain file, an empty directory or an archive of
+    something else would otherwise fail every policy in turn, once the run
+    has started. Mounting, extracting and reading the tree wait for the open.
+    """
+    from pytest_amipolicy.imaging.probe import cheap_problem
+
+    for value in images:
+        if value == DEMO_IMAGE:
+            continue
+
+        problem = cheap_problem(Path(value).expanduser())
+        if problem is not None:
+            raise pytest.UsageError(f"--ami-image={value!r} {problem}.")
+
+
+def check_image_users(images: tuple[str, ...], user: str | None, name: str) -> None:
+    """Refuse a login user other than the one an image's cloud-init creates.
+
+    Read now from images that are directories (the demo image once built);
+    archives and disk images are read when they are opened. ``name`` is what
+    the user came by: the option or the ini key.
+    """
+    if user is None:
+        return
+    from pytest_amipolicy.imaging.tree import cloud_init_default_user, wrong_user
+
+    for value in images:
+        root = _tree_of(value)
+        if root is None:
+            continue
+
+        default = cloud_init_default_user(root)
+        if default is not None and default != user:
+            raise pytest.UsageError(
+                f"--ami-image={value!r}: {wrong_user(user, name, default)}."
+            )
+
+
+def _tree_of(value: str) -> Path | None:
+    if value == DEMO_IMAGE:
+        from pytest_amipolicy.imaging.build import cached_debian_image
+
+        return cached_debian_image()
+
+    path = Path(value).expanduser()
+    return path if path.is_dir() else None
+
+
 def check_boot_tools(images: tuple[str, ...]) -> None:
     """Refuse local images unless this process can mount and boot them.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import shutil
 import subprocess
 import tarfile
@@ -50,6 +51,36 @@ def test_a_raw_disk_image_of_the_debian_tree_boots_from_a_read_only_mount(
     assert status == 0, output
     assert output.startswith("12.")
     assert hashlib.sha256(image.read_bytes()).hexdigest() == digest
+    assert loops_of(image) == ""
+
+
+def test_a_booted_disk_image_is_named_in_the_evidence_by_path_and_sha256(
+    debian_image: Path, tmp_path: Path, pytester: pytest.Pytester
+) -> None:
+    image = tmp_path / "debian.raw"
+    subprocess.run(
+        ["mkfs.ext4", "-q", "-F", "-d", str(debian_image), str(image), "1200M"],
+        check=True,
+    )
+    digest = hashlib.sha256()
+    with open(image, "rb") as content:
+        while block := content.read(1 << 20):
+            digest.update(block)
+
+    result = pytester.runpytest(
+        f"--ami-image={image}", "--ami-policy=SUDO", "--ami-evidence=evidence.json"
+    )
+
+    document = json.loads((pytester.path / "evidence.json").read_text())
+    described = document["targets"]["image:debian.raw"]
+    assert [record["verdict"] for record in document["results"]] == ["pass"], (
+        result.stdout.str()
+    )
+    assert described["image_path"] == str(image.resolve())
+    assert described["image_kind"] == "disk image"
+    assert described["image_bytes"] == str(image.stat().st_size)
+    assert described["image_sha256"] == digest.hexdigest()
+    assert described["os_release"].startswith("Debian GNU/Linux 12")
     assert loops_of(image) == ""
 
 

@@ -7,14 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin.conftest import stand_in_tools
+from tests.plugin.conftest import release_tree, stand_in_tools
 
 
 @pytest.fixture
 def tree(pytester: pytest.Pytester) -> Path:
-    root = pytester.path / "rootfs"
-    root.mkdir()
-    return root
+    return release_tree(pytester.path / "rootfs")
 
 
 def test_an_image_without_root_is_a_usage_error_saying_so(

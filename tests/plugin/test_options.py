@@ -65,6 +65,12 @@ BAD_VALUES = [
     (["--ami-host=winrm://Administrator@host"], "has no password"),
     (["--ami-host=ssh://h", "--ami-key=/"], "--ami-key='/' is a directory"),
     (
+        ["--ami=ami-0123456789abcdef0", "--ami-key=/etc/hostname"],
+        "--ami-key='/etc/hostname' applies to --ami-host only, and no --ami-host "
+        "was given * drop --ami-key, or add --ami-host=ssh://user@host.",
+    ),
+    (["--ami-key=/etc/hostname"], "--ami-key='/etc/hostname' applies to --ami-host"),
+    (
         ["--ami-host=ssh://h", "--ami-evidence=/proc/nope/ev.json"],
         "--ami-evidence='/proc/nope/ev.json': cannot write in '/proc'",
     ),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.plugin.conftest import release_tree
+
 
 @pytest.mark.usefixtures("boot_tools")
 def test_two_images_of_one_name_are_two_targets_told_apart_by_their_folders(
     pytester: pytest.Pytester,
 ) -> None:
     for folder in ("a", "b"):
-        (pytester.path / folder / "rootfs").mkdir(parents=True)
+        release_tree(pytester.path / folder / "rootfs")
 
     result = pytester.runpytest(
         "--collect-only",
@@ -34,7 +36,7 @@ def test_images_of_different_names_keep_their_short_labels(
     pytester: pytest.Pytester,
 ) -> None:
     for name in ("web", "db"):
-        (pytester.path / "images" / name).mkdir(parents=True)
+        release_tree(pytester.path / "images" / name)
 
     result = pytester.runpytest(
         "--collect-only", "-q", "--ami-image=images/web", "--ami-image=images/db"
@@ -48,7 +50,7 @@ def test_images_of_different_names_keep_their_short_labels(
 def test_one_image_named_in_two_spellings_is_a_usage_error(
     pytester: pytest.Pytester,
 ) -> None:
-    (pytester.path / "a" / "rootfs").mkdir(parents=True)
+    release_tree(pytester.path / "a" / "rootfs")
 
     result = pytester.runpytest("--ami-image=a/rootfs", "--ami-image=./a/rootfs/")
 
