@@ -53,10 +53,16 @@ Sections of the fast script:
 ``secrets``                   ``kind TAB path TAB line TAB fingerprint TAB id
                               TAB label``: the label says how a history secret
                               was typed (``sshpass -p``, a variable's name) or
-                              that a private key is PuTTY's
+                              that a private key is PuTTY's; what was read:
+                              ``@@scan-mount PATH TYPE@@``, ``@@scan-pseudo
+                              PATH TYPE@@`` (skipped), ``@@scan-root PATH@@``,
+                              ``@@scan-root-missing PATH@@``, ``@@truncated
+                              after Ns@@`` and ``@@scanned mounts= max_kb=
+                              timeout= files= candidates= seconds=@@``
 ``service-env``               the same, kinds ``aws-env`` and ``service-secret``
                               (a secret-named variable set for a service), with
-                              the variable's name as label
+                              the variable's name as label; ``@@read N@@``
+                              counts the files read
 ``mounts``, ``lsblk``, ``dmcrypt``, ``fscrypt``  filesystems
 ``listeners``                 ``ss -Hltnup``
 ``remote-agents``             ``binary|unit|enabled|inetd|xinetd ...`` lines
@@ -391,6 +397,27 @@ def config_files(section: Section) -> dict[str, str]:
     return {path: _joined(lines) for path, lines in files.items()}
 
 
+# What each kind of finding is, in words; the secret behind it never shows.
+FINDING_KINDS = {
+    "private-key": "private key",
+    "encrypted-private-key": "encrypted private key",
+    "aws-access-key-id": "AWS access key ID",
+    "aws-secret-access-key": "AWS secret access key",
+    "aws-credentials-file": "AWS credentials file",
+    "cloud-credentials-file": "cloud credentials file",
+    "token": "access token",
+    "git-credentials": "Git credentials (a password in a URL)",
+    "docker-auth": "Docker registry login",
+    "netrc": ".netrc password",
+    "pgpass": "PostgreSQL password (.pgpass)",
+    "aws-env": "AWS variable set for a service",
+    "service-secret": "secret variable set for a service",
+    "history-secret": "secret typed in a shell history",
+}
+# Kinds whose label is a variable name or how the secret was typed.
+_LABELLED_KINDS = {"aws-env", "service-secret", "history-secret"}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One secret found on disk, as the script reports it: never the secret."""
@@ -404,9 +431,15 @@ class Finding:
 
     def describe(self) -> str:
         where = f"{self.path}:{self.line}" if self.line else self.path
-        extra = f" {self.key_id}" if self.key_id else ""
-        extra += f" {self.variable}" if self.variable else ""
-        return f"{self.kind}{extra} at {where} (sha256 {self.fingerprint or '-'})"
+        text = FINDING_KINDS.get(self.kind, self.kind)
+        if self.variable:
+            labelled = self.kind in _LABELLED_KINDS
+            text += f": {self.variable}" if labelled else f" ({self.variable})"
+        if self.key_id:
+            text += f" {self.key_id}"
+        text += f" at {where}"
+        # Files found by name carry no fingerprint: nothing was read from them.
+        return text + (f" (sha256 {self.fingerprint})" if self.fingerprint else "")
 
 
 def findings(section: Section) -> list[Finding]:

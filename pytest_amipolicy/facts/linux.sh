@@ -400,7 +400,13 @@ pseudo_fs='^(proc|sysfs|devtmpfs|devpts|tmpfs|cgroup2?|securityfs|pstore|debugfs
 scan_files() {
     {
         if [ "$mounts" = 1 ]; then
-            awk -v re="$pseudo_fs" '$3 !~ re { print $2 }' /proc/mounts | sort -u | while read -r _m; do
+            # what was read and what was left out goes to the report, by mount
+            awk '!seen[$2]++ { print $2, $3 }' /proc/mounts | sort | while read -r _m _type; do
+                if printf '%s\n' "$_type" | grep -qE "$pseudo_fs"; then
+                    echo "@@scan-pseudo $_m $_type@@" >>"$tmpd/scanned"
+                    continue
+                fi
+                echo "@@scan-mount $_m $_type@@" >>"$tmpd/scanned"
                 _left=$((_deadline - $(date +%s)))
                 [ $_left -gt 0 ] || { : >"$tmpd/timeout"; break; }
                 _limit=""
@@ -420,7 +426,8 @@ scan_files() {
         IFS=:
         for _r in $roots; do
             IFS=$_old_ifs
-            [ -d "$_r" ] || continue
+            [ -d "$_r" ] || { echo "@@scan-root-missing $_r@@" >>"$tmpd/scanned"; continue; }
+            echo "@@scan-root $_r@@" >>"$tmpd/scanned"
             _left=$((_deadline - $(date +%s)))
             [ $_left -gt 0 ] || { : >"$tmpd/timeout"; break; }
             _limit=""
@@ -520,11 +527,19 @@ history_secrets() {
 }
 
 scan_secrets() {
-    _deadline=$(($(date +%s) + scan_timeout))
+    _started=$(date +%s)
+    _deadline=$((_started + scan_timeout))
+    : >"$tmpd/scanned"
     scan_files >"$tmpd/hits"
     _rc=0
     [ -f "$tmpd/timeout" ] && { echo "@@truncated after ${scan_timeout}s@@"; _rc=124; }
-    echo "@@scanned mounts=$mounts roots=$roots max_kb=$max_kb@@"
+    cat "$tmpd/scanned"
+    # files: listed and searched (size within max_kb); candidates: files
+    # holding a pattern, examined line by line below
+    echo "@@scanned mounts=$mounts max_kb=$max_kb timeout=$scan_timeout" \
+        "files=$(tr -cd '\000' <"$tmpd/files" | wc -c | tr -d ' ')" \
+        "candidates=$(wc -l <"$tmpd/hits" | tr -d ' ')" \
+        "seconds=$(($(date +%s) - _started))@@"
     while IFS= read -r _f; do
         grep -nE -- '-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----' "$_f" 2>/dev/null | while IFS=: read -r _line _rest; do
             sed -n "${_line},/-----END .*PRIVATE KEY/p" "$_f" >"$tmpd/block"
@@ -599,6 +614,12 @@ service_env() {
     # shellcheck disable=SC2086
     _envfiles=$(grep -h '^[[:space:]]*EnvironmentFile=' $_units 2>/dev/null |
         sed 's/^[^=]*=[[:space:]]*//; s/^-//' | grep -v '%' | sort -u)
+    # how many distinct unit and environment files are read, for the report
+    # shellcheck disable=SC2086
+    _read=$(for _f in $_units /etc/environment /etc/default/* /etc/sysconfig/* /etc/profile.d/* $_envfiles; do
+        [ -f "$_f" ] && echo "$_f"
+    done | sort -u | wc -l | tr -d ' ')
+    echo "@@read $_read@@"
     for _f in $_units /etc/environment /etc/default/* /etc/sysconfig/* /etc/profile.d/* $_envfiles; do
         [ -f "$_f" ] || continue
         # AWS variables set for services, where an instance role should be used
@@ -819,23 +840,38 @@ malware_targets() {
 }
 
 scan_malware() {
-    if ! have clamscan && [ "$install" = 1 ] && is_root && ! has_default_route; then
-        echo "install: skipped, the machine has no default route to a package mirror"
-    elif ! have clamscan && [ "$install" = 1 ] && is_root; then
-        echo "install: clamav (install=1)"
-        if have apt-get; then
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav >/dev/null 2>&1
-        elif have dnf; then
-            dnf -y -q install clamav clamav-update >/dev/null 2>&1
-        elif have yum; then
-            yum -y -q install clamav clamav-update >/dev/null 2>&1
-        elif have zypper; then
-            zypper --non-interactive -q install clamav >/dev/null 2>&1
-        fi
+    # Why no scanner could be had, in words: the MALWARE verdict's reason.
+    _why=""
+    if have clamscan; then
+        :
+    elif [ "$install" != 1 ]; then
+        _why="installing ClamAV was not attempted on this kind of target: the plugin installs software only on a machine it throws away (--ami, --ami-image), never on a running --ami-host"
+    elif ! is_root; then
+        _why="none could be installed: installing ClamAV needs root, and the check did not run as root"
+    elif ! has_default_route; then
+        echo "install: not attempted, the machine has no default route to a package mirror"
+        _why="none could be installed: the machine has no route to a package mirror"
+    else
+        _pm=""
+        for _c in apt-get dnf yum zypper; do
+            have "$_c" && { _pm=$_c; break; }
+        done
+        echo "install: clamav${_pm:+ with $_pm} (the machine is thrown away after the check)"
+        case $_pm in
+        apt-get) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clamav >/dev/null 2>&1 ;;
+        dnf) dnf -y -q install clamav clamav-update >/dev/null 2>&1 ;;
+        yum) yum -y -q install clamav clamav-update >/dev/null 2>&1 ;;
+        zypper) zypper --non-interactive -q install clamav >/dev/null 2>&1 ;;
+        esac
         have freshclam && freshclam --quiet >/dev/null 2>&1
+        if [ -z "$_pm" ]; then
+            _why="none could be installed: the machine has no package manager the plugin knows (apt-get, dnf, yum, zypper)"
+        else
+            _why="none could be installed: '$_pm install clamav' did not provide clamscan (is ClamAV in the configured repositories?)"
+        fi
     fi
     if ! have clamscan; then
-        echo "skip: no malware scanner (clamscan) on the machine and install=$install"
+        echo "skip: no malware scanner (clamscan) is installed, and $_why"
         return 77
     fi
     echo "scanner: $(clamscan --version 2>&1)"

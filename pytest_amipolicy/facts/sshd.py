@@ -238,25 +238,27 @@ def describe(
     keyword: str,
     connection: Connection,
     effective: str | None = None,
+    who: str = "",
 ) -> str:
     """One line saying where ``keyword`` came from, for the evidence.
 
     With ``effective`` (the value sshd -T printed) a line that disagrees with
     it is not offered as the reason: a Match criterion this reading cannot
     evaluate (LocalPort, say) or an option given on sshd's command line
-    decided instead.
+    decided instead. ``who`` names the connection (default: its user).
     """
     if not files:
         return f"{keyword}: the configuration text was not available"
 
+    who = who or f"user {connection.user}"
     origin = find_setting(files, keyword, connection)
     if origin is not None and (
         effective is None or _same_value(origin.text, effective)
     ):
-        return f"{keyword} for user {connection.user}: {origin}"
+        return f"{keyword} for {who}: {origin}"
     if origin is None:
-        return f"{keyword}: not set for user {connection.user}; sshd's default applies"
+        return f"{keyword}: not set for {who}; sshd's default applies"
     return (
-        f"{keyword} for user {connection.user}: sshd -T says {effective}, which "
+        f"{keyword} for {who}: sshd -T says {effective}, which "
         f"no line read here explains (the nearest is {origin})"
     )

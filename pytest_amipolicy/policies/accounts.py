@@ -25,16 +25,44 @@ REMOTE_AGENT = re.compile(
 AGENT_PORTS = {23, 512, 513, 514, 3389, 5938, 7070} | set(range(5900, 5911))
 
 
+# crypt(3) schemes by the ID between the first two "$" of a hash.
+CRYPT_SCHEMES = {
+    "1": "MD5",
+    "2a": "bcrypt",
+    "2b": "bcrypt",
+    "2x": "bcrypt",
+    "2y": "bcrypt",
+    "5": "SHA-256",
+    "6": "SHA-512",
+    "7": "scrypt",
+    "y": "yescrypt",
+    "gy": "gost-yescrypt",
+    "md5": "Sun MD5",
+    "sha1": "SHA-1",
+    "des": "old 13-character DES",
+    "bsdi": "BSDi extended DES",
+}
+
+
 def _meaning(cls: str) -> str:
     if cls == linux.BLANK:
         return "blank (no password needed)"
     if cls == linux.LOCKED:
         return "locked"
     if cls.startswith("@hash/"):
-        return f"usable password (crypt scheme {cls.split('/', 1)[1]})"
+        scheme = cls.split("/", 1)[1]
+        name = CRYPT_SCHEMES.get(scheme, f"scheme {scheme or 'unnamed'}")
+        return f"a usable password ({name} crypt hash)"
     if cls == linux.SHADOWED:
-        return "in /etc/shadow"
-    return "not a valid hash (unusable)"
+        return "x: the password is kept in /etc/shadow"
+    return "not a valid hash, so no password opens it"
+
+
+def _way_in(name: str, path: str, cls: str) -> str:
+    """What a blank or usable password field lets in, for a failure."""
+    if cls == linux.BLANK:
+        return f"{name}: its {path} field is blank, so no password is needed"
+    return f"{name}: {path} holds {_meaning(cls)}"
 
 
 def _classes_evidence(label: str, command: str, classes: dict[str, str]) -> Evidence:
@@ -63,11 +91,13 @@ def check_root_password(facts: Facts) -> Outcome:
 
     root_passwd = next((a for a in linux.accounts(passwd) if a.name == "root"), None)
     root_shadow = linux.shadow_classes(shadow).get("root")
-    classes = {"root (shadow)": root_shadow or "@other"}
+    classes = {"root in /etc/shadow": root_shadow or "@other"}
     if root_passwd:
-        classes["root (passwd)"] = root_passwd.password
+        classes["root in /etc/passwd"] = root_passwd.password
     evidence = _classes_evidence(
-        "root's password fields", "/etc/shadow, /etc/passwd", classes
+        "root's password fields, by what they mean (never the hash)",
+        f"{shadow.command}; {passwd.command}",
+        classes,
     )
 
     if root_passwd and root_passwd.password == linux.BLANK:
@@ -80,7 +110,15 @@ def check_root_password(facts: Facts) -> Outcome:
         return failed("root's /etc/shadow password field is blank", evidence)
     # Without a shadow entry, a field other than "x" in passwd is the password.
     decided_by = root_shadow or (root_passwd.password if root_passwd else "")
-    return passed(f"root's password is {_meaning(decided_by)}", evidence)
+    usable = (
+        " (usable passwords are NO-PASSWORDS' to judge)"
+        if (linux.is_usable(decided_by))
+        else ""
+    )
+    return passed(
+        f"root's password field is not blank: it is {_meaning(decided_by)}{usable}",
+        evidence,
+    )
 
 
 @policy(
@@ -105,28 +143,37 @@ def check_no_passwords(facts: Facts) -> Outcome:
         )
 
     problems: list[str] = []
-    for account in linux.accounts(passwd):
+    accounts = linux.accounts(passwd)
+    for account in accounts:
         # A field other than "x" in passwd is the password itself.
         if account.password == linux.BLANK or linux.is_usable(account.password):
-            problems.append(
-                f"{account.name}: /etc/passwd field is {_meaning(account.password)}"
-            )
+            problems.append(_way_in(account.name, "/etc/passwd", account.password))
     shadow_classes = linux.shadow_classes(shadow)
     for name, cls in shadow_classes.items():
         if cls == linux.BLANK or linux.is_usable(cls):
-            problems.append(f"{name}: /etc/shadow field is {_meaning(cls)}")
+            problems.append(_way_in(name, "/etc/shadow", cls))
 
     evidence = _classes_evidence(
-        "password field of every account", "/etc/shadow (classified)", shadow_classes
+        "password field of every account in /etc/shadow, by what it means "
+        "(never the hash)",
+        shadow.command,
+        shadow_classes,
     )
     if problems:
+        names = {problem.split(":", 1)[0] for problem in problems}
+        many = len(names) != 1
         return failed(
-            f"{len(problems)} account(s) can log in with a password or none: "
-            + "; ".join(problems),
+            f"{len(names)} account{'s' if many else ''} can log in with a "
+            "password or without one: " + "; ".join(problems),
             evidence,
             findings=tuple(problems),
         )
-    return passed("every password is locked or not a valid hash", evidence)
+    return passed(
+        f"none of the {len(set(shadow_classes) | {a.name for a in accounts})} "
+        "accounts has a usable or blank password: each is locked or not a valid "
+        "hash",
+        evidence,
+    )
 
 
 @policy(
@@ -149,9 +196,21 @@ def check_sudo(facts: Facts) -> Outcome:
     user = facts.login_user or "the login user"
     evidence = [section.evidence(f"sudo -n true as {user}")]
     if facts.has("sudo-list"):
-        evidence.append(facts.section("sudo-list").evidence(f"sudo rules of {user}"))
+        rules = facts.section("sudo-list")
+        evidence.append(
+            Evidence(
+                f"sudo rules of {user}",
+                # the script's command names the user by its variable
+                rules.command.replace('"$user"', user),
+                rules.output,
+            )
+        )
     if section.ok:
-        return passed(f"{user} runs commands as root with sudo -n", *evidence)
+        return passed(
+            f"{user} can become root through sudo without a password "
+            "('sudo -n true' succeeded)",
+            *evidence,
+        )
     if section.output.startswith("cannot act as "):
         # Neither root nor the login user ran the script: sudo was not tried.
         return undecided(
@@ -187,7 +246,12 @@ def check_outside_access(facts: Facts) -> Outcome:
 
     if facts.has("remote-agents"):
         agents = facts.section("remote-agents")
-        evidence.append(agents.evidence("remote-access software"))
+        evidence.append(
+            agents.evidence(
+                "remote-access software (programs, systemd units, inetd entries)",
+                agents.output or "none found",
+            )
+        )
         for line in agents.output.splitlines():
             kind, _, rest = line.partition(" ")
             if kind in ("enabled", "inetd", "xinetd") and REMOTE_AGENT.search(rest):

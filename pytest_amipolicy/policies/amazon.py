@@ -40,6 +40,30 @@ DEFAULT_SEVERITY = "HIGH"
 MAX_LISTED = 50
 
 
+# What each policy reads, and the option that turns it on: each is off unless
+# asked for, and only an --ami target (a registered AMI) has anything to read.
+SOURCES = {
+    "AMAZON-INSPECTOR": (
+        "Amazon Inspector's findings on instances launched from an --ami target",
+        "--ami-inspector",
+    ),
+    "AMAZON-ASSESSMENT": (
+        "AWS Marketplace's scan of an --ami target added to the seller's product",
+        "--ami-product=ENTITY_ID",
+    ),
+    "AMAZON-MALWARE": (
+        "GuardDuty Malware Protection's scan of an --ami target",
+        "--ami-guardduty",
+    ),
+}
+
+
+def switched_off(policy_id: str) -> str:
+    """Why an AMAZON-* policy was skipped: what it needs, and how to turn it on."""
+    reads, option = SOURCES[policy_id]
+    return f"{policy_id} is off: it reads {reads}; turn it on with {option}"
+
+
 def _result(facts: Facts, feature: str) -> dict[str, Any] | None:
     results = facts.settings.get("amazon") or {}
     result = results.get(feature)
@@ -70,10 +94,7 @@ def _rank(severity: str | None) -> int:
 def check_inspector(facts: Facts) -> Outcome:
     result = _result(facts, "inspector")
     if result is None:
-        return not_applicable(
-            "Amazon Inspector's findings were not asked for: enable them with "
-            "--ami-inspector"
-        )
+        return not_applicable(switched_off("AMAZON-INSPECTOR"))
     if result.get("status") != "ok":
         return undecided(f"Amazon Inspector: {result.get('error', 'no result')}")
 
@@ -226,10 +247,7 @@ def _findings_evidence(result: dict[str, Any]) -> Evidence:
 def check_assessment(facts: Facts) -> Outcome:
     result = _result(facts, "assessment")
     if result is None:
-        return not_applicable(
-            "AWS Marketplace's assessment was not asked for: name the product with "
-            "--ami-product=ENTITY_ID"
-        )
+        return not_applicable(switched_off("AMAZON-ASSESSMENT"))
     if result.get("status") != "ok":
         return undecided(f"AWS Marketplace: {result.get('error', 'no result')}")
 
@@ -350,9 +368,7 @@ def _assessment_evidence(
 def check_malware(facts: Facts) -> Outcome:
     result = _result(facts, "malware")
     if result is None:
-        return not_applicable(
-            "GuardDuty's malware scan was not asked for: enable it with --ami-guardduty"
-        )
+        return not_applicable(switched_off("AMAZON-MALWARE"))
     if result.get("status") != "ok":
         return undecided(f"GuardDuty: {result.get('error', 'no result')}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hashlib
 import re
 from dataclasses import dataclass
@@ -174,12 +175,25 @@ def check_authorized_keys(facts: Facts) -> Outcome:
     listing = read_listing(section)
     keys = listing.keys
     files = linux.markers(section, "keyfile")
+    launch = parse_key(facts.launch_public_key or "")
+    launch_material = _material(launch[1]) if launch else None
+
+    def shown(key: AuthorizedKey) -> str:
+        is_launch = launch is not None and key.material == (launch_material or b"")
+        return key.describe() + (" (the launch key)" if is_launch else "")
+
+    patterns = " / ".join(dict.fromkeys(linux.markers(section, "akf")))
+    accounts = len(linux.markers(section, "account"))
+    searched = (
+        f"searched: {patterns or 'the default AuthorizedKeysFile'} of "
+        f"{accounts} accounts; {_files(len(files))} exist"
+        + (f": {', '.join(files)}" if files else "")
+    )
     evidence = [
         Evidence(
-            label="keys sshd would accept",
+            label="keys sshd would accept (file:line, account, type, fingerprint)",
             command=section.command,
-            output="\n".join(k.describe() for k in keys)
-            or f"no key in {len(files)} file(s)",
+            output="\n".join([shown(k) for k in keys] or ["none"]) + "\n\n" + searched,
         )
     ]
     commands = _sshd_values(facts, "authorizedkeyscommand")
@@ -209,8 +223,6 @@ def check_authorized_keys(facts: Facts) -> Outcome:
             )
         )
 
-    launch = parse_key(facts.launch_public_key or "")
-    launch_material = _material(launch[1]) if launch else None
     baked = [
         k for k in keys if launch is None or k.material != (launch_material or b"")
     ]
@@ -221,8 +233,10 @@ def check_authorized_keys(facts: Facts) -> Outcome:
         for k in listing.user_ca_keys
     ]
     if problems:
+        many = len(problems) != 1
         return failed(
-            f"{len(problems)} key(s) other than the launch key: " + "; ".join(problems),
+            f"sshd would accept {len(problems)} key{'s' if many else ''} other than "
+            "the launch key: " + "; ".join(problems),
             *evidence,
             findings=tuple(problems),
         )
@@ -248,13 +262,20 @@ def check_authorized_keys(facts: Facts) -> Outcome:
             *evidence,
         )
     if not keys:
-        return passed("no authorized key on the image", *evidence)
+        return passed(
+            f"sshd would accept no key: none in the {_files(len(files))} it reads",
+            *evidence,
+        )
     if launch is None:
         return undecided(
             "keys were found but the launch key is unknown, so none can be told apart",
             *evidence,
         )
     return passed("the only authorized key is the launch key", *evidence)
+
+
+def _files(number: int) -> str:
+    return f"{number} key file{'' if number == 1 else 's'}"
 
 
 @dataclass(frozen=True)
@@ -279,6 +300,31 @@ def host_key_times(section: Section) -> HostKeyTimes:
     return HostKeyTimes(keys, linux.boot_time(section))
 
 
+def _utc(epoch: float) -> str:
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _readable_times(times: HostKeyTimes) -> str:
+    """The times in words, above the script's raw lines they come from."""
+    if times.boot is None:
+        return ""
+    boot = times.boot
+    lines = [f"PID 1 started {_utc(boot)}"]
+    for path, made in times.keys:
+        if made <= 0:
+            lines.append(f"{path}: no file time could be read")
+            continue
+        offset = int(made - boot)
+        when = f"{offset} s after" if offset >= 0 else f"{-offset} s before"
+        lines.append(f"{path}: made {_utc(made)}, {when} PID 1 started")
+    return (
+        "\n".join(lines)
+        + "\n\nraw: hostkey MTIME BIRTH PATH in epoch seconds; PID 1 started at "
+        "btime + pid1_start_ticks / clk_tck\n"
+    )
+
+
 @policy(
     "HOST-KEYS",
     family=FAMILY,
@@ -296,7 +342,10 @@ def check_host_keys(facts: Facts) -> Outcome:
         return undecided(f"host key times were not gathered: {error.why}")
 
     times = host_key_times(section)
-    evidence = section.evidence("host key times (epoch seconds) and boot of PID 1")
+    evidence = section.evidence(
+        "host key times against the start of PID 1 (this boot)",
+        _readable_times(times) + section.output,
+    )
     if not section.ok or times.boot is None:
         return undecided("the boot time of PID 1 could not be read", evidence)
     if not times.keys:

@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+from collections.abc import Callable
 
 from pytest_amipolicy.catalogue import policy
-from pytest_amipolicy.facts import Facts, MissingFact, linux
+from pytest_amipolicy.facts import Facts, MissingFact, Section, linux
 from pytest_amipolicy.verdicts import Evidence, Outcome, failed, passed, undecided
 
 FAMILY = "secrets"
-AWS_KINDS = {
-    "aws-access-key-id",
-    "aws-secret-access-key",
-    "aws-env",
-    "aws-credentials-file",
-}
+# The AWS access keys themselves: AWS-KEYS' business alone.
+AWS_KEY_KINDS = {"aws-access-key-id", "aws-secret-access-key", "aws-env"}
+# AWS's credentials file is a cloud credentials file (CREDENTIALS) that holds
+# AWS keys (AWS-KEYS): both report it.
+AWS_CREDENTIALS_FILE = "aws-credentials-file"
+AWS_KINDS = AWS_KEY_KINDS | {AWS_CREDENTIALS_FILE}
 HOST_KEY_GLOB = "/etc/ssh/ssh_host_*key"
 MAX_SHOWN = 60
+# Directories the scan prunes on every mount (linux.sh, scan_files), in words.
+PRUNED = (
+    "/proc, /sys, /dev and /run, package lists and caches, documentation, man "
+    "pages, locales, icons, time zones, headers, kernel modules and sources, "
+    "container storage and snaps"
+)
+SERVICE_FILES = (
+    "systemd units and drop-ins, their EnvironmentFile= files, /etc/environment, "
+    "/etc/default, /etc/sysconfig and /etc/profile.d"
+)
 
 
 def fingerprint(secret: str) -> str:
@@ -56,20 +67,95 @@ def _host_keys(facts: Facts) -> set[str]:
     return paths
 
 
+def counted(number: int, one: str, many: str = "") -> str:
+    """``1 key``, ``3 keys``: a count with its noun."""
+    return f"{number} {one if number == 1 else (many or one + 's')}"
+
+
+def scan_summary(scan: Section) -> list[str]:
+    """What the secrets scan read and left out, in words, from its markers."""
+    said = dict(
+        word.split("=", 1)
+        for marker in linux.markers(scan, "scanned")
+        for word in marker.split()
+        if "=" in word
+    )
+    mounts = [m.partition(" ") for m in linux.markers(scan, "scan-mount")]
+    pseudo = [m.partition(" ")[2] for m in linux.markers(scan, "scan-pseudo")]
+    roots = linux.markers(scan, "scan-root")
+    absent = linux.markers(scan, "scan-root-missing")
+    lines = []
+
+    if mounts:
+        read = ", ".join(f"{path} ({kind})" for path, _, kind in mounts)
+        lines.append(f"filesystems read: {read}")
+    elif said.get("mounts") == "0":
+        lines.append("mounted filesystems: not read, only the directories below")
+    if pseudo:
+        kinds = ", ".join(dict.fromkeys(pseudo))
+        lines.append(
+            f"skipped: {counted(len(pseudo), 'pseudo-filesystem')} (kernel, "
+            f"memory and network filesystems: {kinds})"
+        )
+    if mounts:
+        lines.append(f"skipped on every filesystem: {PRUNED}")
+    if roots:
+        lines.append(f"directories read: {', '.join(roots)}")
+    if absent:
+        lines.append(f"directories asked for but absent: {', '.join(absent)}")
+    lines.append(
+        "also read: shell histories and credential files (.git-credentials, "
+        ".docker/config.json, .netrc, .pgpass, cloud credentials) of every home "
+        "directory; symbolic links are not followed"
+    )
+
+    files, examined = said.get("files"), said.get("candidates")
+    cap = said.get("max_kb", "?")
+    if files is not None:
+        lines.append(
+            f"{files} files of at most {cap} KiB searched (larger files are not "
+            f"read); {examined} matched a secret's pattern and were examined line by "
+            "line"
+        )
+    else:
+        lines.append(f"files larger than {cap} KiB are not read")
+
+    deadline = said.get("timeout")
+    truncated = any(
+        line.startswith("@@truncated after ") for line in scan.output.splitlines()
+    )
+    if truncated or scan.status == 124:
+        lines.append(
+            f"the {deadline or '?'} s deadline was hit: files not reached by then "
+            "were not searched"
+        )
+    elif deadline is not None:
+        lines.append(
+            f"finished in {said.get('seconds', '?')} s, within its {deadline} s "
+            "deadline"
+        )
+    return lines
+
+
 def _scan(facts: Facts) -> tuple[list[linux.Finding], bool, list[Evidence]]:
     """All real findings, whether the scan finished, and what was scanned."""
     scan = facts.section("secrets")
     found = linux.findings(scan)
     evidence = [
         Evidence(
-            "secrets scan", scan.command, "\n".join(linux.markers(scan, "scanned"))
+            "what the secrets scan read", scan.command, "\n".join(scan_summary(scan))
         )
     ]
     if facts.has("service-env"):
         env = facts.section("service-env")
         found += linux.findings(env)
+        read = linux.markers(env, "read")
         evidence.append(
-            Evidence("secrets and AWS variables in service environments", env.command)
+            Evidence(
+                "secrets and AWS variables set for services",
+                env.command,
+                (f"{read[0]} files read: " if read else "read: ") + SERVICE_FILES,
+            )
         )
 
     host_keys = _host_keys(facts)
@@ -83,36 +169,56 @@ def _scan(facts: Facts) -> tuple[list[linux.Finding], bool, list[Evidence]]:
     examples = len([f for f in found if is_example(f)])
     if examples:
         evidence.append(
-            Evidence(f"{examples} AWS documentation example key(s) ignored")
+            Evidence(
+                f"{counted(examples, 'AWS documentation example key')} ignored",
+                output="AKIAIOSFODNN7EXAMPLE and the other published dummy keys "
+                "are documentation, not credentials",
+            )
         )
     return real, scan.status == 0, evidence
 
 
-def _judge(facts: Facts, kinds: set[str], inside: bool, what: str) -> Outcome:
+def _judge(
+    facts: Facts,
+    belongs: Callable[[linux.Finding], bool],
+    noun: tuple[str, str],
+    clean: str,
+) -> Outcome:
+    """The verdict on the findings that ``belongs`` picks; ``noun`` is (one, many)."""
     try:
         findings, complete, evidence = _scan(facts)
     except MissingFact as error:
         return undecided(f"the secrets scan did not run: {error.why}")
 
-    mine = [f for f in findings if (f.kind in kinds) == inside]
+    one, many = noun
+    mine = [f for f in findings if belongs(f)]
     lines = [f.describe() for f in mine]
     shown = lines[:MAX_SHOWN] + (
         [f"... and {len(lines) - MAX_SHOWN} more"] if len(lines) > MAX_SHOWN else []
     )
-    evidence.insert(0, Evidence(f"{what} found", output="\n".join(shown) or "none"))
+    evidence.insert(
+        0,
+        Evidence(
+            f"{many} found (kind, place, and the first 16 hex digits of the "
+            "secret's sha256; the secret never leaves the machine)",
+            output="\n".join(shown) or "none",
+        ),
+    )
 
     if mine:
         first = "; ".join(lines[:3]) + (" ..." if len(lines) > 3 else "")
         return failed(
-            f"{len(mine)} {what} found on disk: {first}",
+            f"{counted(len(mine), one, many)} found on disk: {first}",
             *evidence,
             findings=tuple(lines),
         )
     if not complete:
         return undecided(
-            f"the secrets scan did not finish, and found no {what} so far", *evidence
+            "the secrets scan stopped at its deadline before searching every "
+            f"file, and found no {many} in the files it searched",
+            *evidence,
         )
-    return passed(f"no {what} found", *evidence)
+    return passed(clean, *evidence)
 
 
 @policy(
@@ -122,14 +228,21 @@ def _judge(facts: Facts, kinds: set[str], inside: bool, what: str) -> Outcome:
     summary="no private keys, service credentials or secrets in shell history on disk",
     remediation=(
         "Delete private keys (PEM and PuTTY), tokens, .git-credentials, "
-        ".docker/config.json auths, .netrc/.pgpass passwords and shell history "
-        "files before creating the image, and take secrets out of service "
+        ".docker/config.json auths, .netrc/.pgpass passwords, cloud credentials "
+        "files (~/.aws/credentials, gcloud, Azure) and shell history files "
+        "before creating the image, and take secrets out of service "
         "environments (Environment=, EnvironmentFile=, /etc/default, "
         "/etc/sysconfig); generate keys and fetch secrets at first boot instead."
     ),
 )
 def check_credentials(facts: Facts) -> Outcome:
-    return _judge(facts, AWS_KINDS, False, "credential(s)")
+    return _judge(
+        facts,
+        lambda finding: finding.kind not in AWS_KEY_KINDS,
+        ("credential", "credentials"),
+        "found no private key, token, cloud credentials file, service secret or "
+        "secret in a shell history; AWS access keys are judged by AWS-KEYS",
+    )
 
 
 @policy(
@@ -143,4 +256,9 @@ def check_credentials(facts: Facts) -> Outcome:
     ),
 )
 def check_aws_keys(facts: Facts) -> Outcome:
-    return _judge(facts, AWS_KINDS, True, "AWS key(s)")
+    return _judge(
+        facts,
+        lambda finding: finding.kind in AWS_KINDS,
+        ("AWS key or credentials file", "AWS keys or credentials files"),
+        "found no AWS access key or AWS credentials file, on disk or set for a service",
+    )

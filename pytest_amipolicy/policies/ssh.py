@@ -40,6 +40,20 @@ ROOT_WITHOUT_PASSWORD = {
     "without-password",
     "forced-commands-only",
 }
+# What each of those values lets root do, for the reason of a pass.
+ROOT_WITHOUT_PASSWORD_WORDS = {
+    "no": "no: root cannot log in over SSH at all",
+    "prohibit-password": "prohibit-password: root logs in with a key, never a password",
+    # sshd -T prints prohibit-password under its old name
+    "without-password": (
+        "prohibit-password (sshd -T prints it as without-password): root logs in "
+        "with a key, never a password"
+    ),
+    "forced-commands-only": (
+        "forced-commands-only: root logs in only with a key restricted to one "
+        "command, never a password"
+    ),
+}
 TRUE_WORDS = {"true", "yes", "1", "on"}
 # sshd -T is always asked about root, the login user and an ordinary user.
 STANDARD = 3
@@ -56,6 +70,12 @@ class Evaluation:
     label: str
 
     @property
+    def key(self) -> tuple[str, int | None, str | None]:
+        """The connection itself: the same one may be asked about twice."""
+        c = self.connection
+        return (c.user, c.local_port, c.local_address)
+
+    @property
     def command(self) -> str:
         spec = f"user={self.connection.user},{SCANNER}"
         if self.connection.local_port is not None:
@@ -65,10 +85,22 @@ class Evaluation:
         return f"sshd -T -C {spec}"
 
 
-def _standard(facts: Facts) -> list[tuple[str, str]]:
-    """(section name, user) of the three connections sshd -T is always asked about."""
-    login = facts.login_user or "the login user"
-    return [("sshd-root", "root"), ("sshd-login", login), ("sshd-user", ORDINARY_USER)]
+def _standard(facts: Facts) -> list[tuple[str, str, str]]:
+    """(section name, user, label) of the connections sshd -T is always asked about.
+
+    The ordinary user is an account that does not exist: it stands for every
+    user no Match block names, and the label says so.
+    """
+    login = facts.login_user
+    return [
+        ("sshd-root", "root", "user root"),
+        (
+            "sshd-login",
+            login or "the login user",
+            f"user {login} (the login user)" if login else "the login user",
+        ),
+        ("sshd-user", ORDINARY_USER, f"any other user (probed as {ORDINARY_USER})"),
+    ]
 
 
 def _groups(facts: Facts) -> dict[str, tuple[str, ...]]:
@@ -92,21 +124,21 @@ def _evaluations(facts: Facts, user: str | None = None) -> list[Evaluation] | Ou
     """
     groups = _groups(facts)
     found: list[Evaluation] = []
-    for name, asked in _standard(facts):
+    for name, asked, label in _standard(facts):
         if user is not None and asked != user:
             continue
         try:
             section = facts.section(name)
         except MissingFact as error:
-            return undecided(f"sshd -T was not run for user {asked}: {error.why}")
+            return undecided(f"sshd -T was not run for {label}: {error.why}")
         settings = linux.sshd_settings(section)
         if not section.ok or "passwordauthentication" not in settings:
             return undecided(
-                f"sshd -T failed for user {asked}",
-                section.evidence(f"sshd -T for {asked}", _tail(section.output)),
+                f"sshd -T failed for {label}",
+                section.evidence(f"sshd -T for {label}", _tail(section.output)),
             )
         connection = sshd.Connection(user=asked, groups=groups.get(asked, ()))
-        found.append(Evaluation(connection, settings, f"user {asked}"))
+        found.append(Evaluation(connection, settings, label))
 
     if not facts.has("sshd-contexts"):
         if any(_has_match(text) for text in _config(facts).values()):
@@ -181,7 +213,14 @@ def _settings_evidence(
     settings = evaluation.settings
     shown = [f"{key} {' '.join(settings[key])}" for key in keywords if key in settings]
     origins = [
-        sshd.describe(files, key, evaluation.connection, " ".join(settings[key]))
+        sshd.describe(
+            files,
+            key,
+            evaluation.connection,
+            " ".join(settings[key]),
+            # the probe account exists nowhere: say what it stands for
+            who=evaluation.label if evaluation.connection.user == ORDINARY_USER else "",
+        )
         for key in keywords
         if key in settings
     ]
@@ -275,15 +314,16 @@ def check_ssh_password(facts: Facts) -> Outcome:
         return evaluations
 
     files = _config(facts)
+    labels = _labels(evaluations)
     problems: dict[str, list[str]] = {}
     evidence: list[Evidence] = []
     detailed = 0
     for number, evaluation in enumerate(evaluations):
         reasons = _password_paths(evaluation.settings)
         for reason in reasons:
-            labels = problems.setdefault(reason, [])
-            if evaluation.label not in labels:
-                labels.append(evaluation.label)
+            holding = problems.setdefault(reason, [])
+            if labels[evaluation.key] not in holding:
+                holding.append(labels[evaluation.key])
         # The three standard connections always; others when they decide.
         standard = number < STANDARD
         if standard or (reasons and detailed < MAX_DETAILED):
@@ -304,15 +344,30 @@ def check_ssh_password(facts: Facts) -> Outcome:
             *evidence,
             findings=tuple(found),
         )
-    checked = len({e.label for e in evaluations})
+    always = [e.label for e in evaluations[:STANDARD]]
+    others = len(labels) - len(always)
+    named = ", ".join(always[:-1]) + f" and {always[-1]}"
+    if others > 0:
+        named += f", and {others} more that its Match blocks could change"
     return passed(
-        f"sshd accepts no password for any of the {checked} connections checked",
+        f"sshd accepts no password on any of the {len(labels)} connections "
+        f"checked: {named}",
         *evidence,
     )
 
 
+def _labels(
+    evaluations: list[Evaluation],
+) -> dict[tuple[str, int | None, str | None], str]:
+    """Each connection once, by the label it was first asked about under."""
+    labels: dict[tuple[str, int | None, str | None], str] = {}
+    for evaluation in evaluations:
+        labels.setdefault(evaluation.key, evaluation.label)
+    return labels
+
+
 def _coverage(evaluations: list[Evaluation]) -> Evidence:
-    labels = list(dict.fromkeys(e.label for e in evaluations))
+    labels = list(_labels(evaluations).values())
     return Evidence(
         f"connections sshd -T was asked about ({len(labels)})",
         output="\n".join(labels),
@@ -371,4 +426,4 @@ def check_ssh_root(facts: Facts) -> Outcome:
             findings=found,
         )
     value = values[as_root[0].label]
-    return passed(f"PermitRootLogin is {value}: root cannot use a password", *evidence)
+    return passed(f"PermitRootLogin {ROOT_WITHOUT_PASSWORD_WORDS[value]}", *evidence)

@@ -25,6 +25,11 @@ from pytest_amipolicy.verdicts import (
 )
 
 FAMILY = "system"
+# Where linux.sh (region_refs) looks for region names and AMI ids.
+REGION_SEARCHED = (
+    "/etc, /opt, /srv, /usr/local/etc, /usr/local/bin and "
+    "/var/lib/cloud/scripts (documentation and large files skipped)"
+)
 SUPPORTED_FS = {"ext2", "ext3", "ext4", "xfs", "vfat"}
 # Disk filesystems whose source is a pool or dataset name rather than /dev/...
 POOLED_FS = {"zfs", "bcachefs"}
@@ -289,7 +294,7 @@ def check_malware(facts: Facts) -> Outcome:
     if section.status == 77:
         reason = next(
             (ln[6:] for ln in section.output.splitlines() if ln.startswith("skip: ")),
-            "no scanner",
+            "no malware scanner (clamscan) is installed",
         )
         return not_applicable(reason, evidence)
     if section.status == 1:
@@ -351,6 +356,29 @@ def _block_devices(lsblk: str) -> list[dict[str, Any]]:
     return flat
 
 
+def _mounts_summary(output: str, judged: list[str], not_judged: list[str]) -> str:
+    """The judged mounts one per line, the others counted by type."""
+    source = "findmnt" if output.startswith("# findmnt") else "/proc/mounts"
+    lines = [f"from {source}; judged, as filesystems on a block device:"]
+    lines += [f"  {line}" for line in dict.fromkeys(judged)] or ["  none"]
+    if not_judged:
+        kinds = ", ".join(dict.fromkeys(not_judged))
+        lines.append(
+            f"not judged: {len(not_judged)} kernel, memory, network or overlay "
+            f"mounts ({kinds})"
+        )
+    return "\n".join(lines)
+
+
+def _device_line(device: dict[str, Any]) -> str:
+    words = [str(device.get("name")), str(device.get("type"))]
+    if device.get("fstype"):
+        words.append(str(device["fstype"]))
+    if device.get("mountpoint"):
+        words.append(f"at {device['mountpoint']}")
+    return " ".join(words)
+
+
 @policy(
     "FILESYSTEMS",
     needs_root=False,
@@ -369,24 +397,45 @@ def check_filesystems(facts: Facts) -> Outcome:
 
     problems: list[str] = []
     notes: list[str] = []
+    judged: list[str] = []
+    not_judged: list[str] = []
     for mount in mounts(section.output):
         if mount.fstype == "overlay" and mount.target == "/":
             notes.append(
-                "root is an overlay (a container): its type rule does not apply"
+                "/ is an overlay, as in a container, not a block filesystem: the "
+                "type rule does not apply to it, and the image's own disk layout "
+                "is judged when it runs as an instance (--ami)"
             )
         if mount.fstype in STACKED_CRYPT_FS:
             problems.append(f"{mount.target} is encrypted ({mount.fstype})")
             continue
         on_disk = mount.source.startswith("/dev/") or mount.fstype in POOLED_FS
         if NOT_BLOCK.match(mount.fstype) or not on_disk:
+            not_judged.append(mount.fstype)
             continue
-        if mount.fstype not in SUPPORTED_FS:
+        supported = mount.fstype in SUPPORTED_FS
+        judged.append(
+            f"{mount.target} {mount.fstype} on {mount.source}"
+            + ("" if supported else ": not a supported type")
+        )
+        if not supported:
             problems.append(f"{mount.target} is {mount.fstype} on {mount.source}")
 
-    evidence = [section.evidence("mounted filesystems")]
+    evidence = [
+        section.evidence(
+            "mounted filesystems",
+            _mounts_summary(section.output, judged, not_judged),
+        )
+    ]
     if facts.has("lsblk"):
         lsblk = facts.section("lsblk")
-        evidence.append(lsblk.evidence("block devices"))
+        evidence.append(
+            lsblk.evidence(
+                "block devices (name, type, filesystem, mount point)",
+                "\n".join(_device_line(d) for d in _block_devices(lsblk.output))
+                or lsblk.output,
+            )
+        )
         for device in _block_devices(lsblk.output):
             if device.get("fstype") == "crypto_LUKS" or device.get("type") == "crypt":
                 problems.append(
@@ -439,12 +488,17 @@ def check_region_agnostic(facts: Facts) -> Outcome:
     except MissingFact as error:
         return undecided(f"configuration was not searched: {error.why}")
 
-    hits = [line for line in section.output.splitlines() if line.count(":") >= 2]
-    evidence = section.evidence(
-        "region names and AMI ids in configuration (for review)"
-    )
+    hits = [
+        line
+        for line in section.output.splitlines()
+        if line.count(":") >= 2 and not line.startswith("@@")
+    ]
+    label = "region names and AMI ids in configuration (path:line:match, for review)"
     if not section.ok:
-        return undecided("the configuration search failed", evidence)
+        return undecided("the configuration search failed", section.evidence(label))
+    evidence = section.evidence(
+        label, "\n".join(hits) or f"none found in {REGION_SEARCHED}"
+    )
 
     # cloud-init writes the launch region into apt mirrors, yum variables and
     # the like at first boot: a file written during this boot was not shipped.

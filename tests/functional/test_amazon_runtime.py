@@ -118,6 +118,33 @@ def test_without_the_options_no_amazon_service_is_asked(
     assert "--ami-inspector" in outcome.reason
 
 
+@pytest.mark.parametrize(
+    ("policy_id", "reads", "option"),
+    [
+        ("AMAZON-INSPECTOR", "Amazon Inspector's findings", "--ami-inspector"),
+        ("AMAZON-ASSESSMENT", "AWS Marketplace's scan", "--ami-product=ENTITY_ID"),
+        ("AMAZON-MALWARE", "GuardDuty Malware Protection's scan", "--ami-guardduty"),
+    ],
+)
+def test_a_policy_that_was_not_turned_on_says_what_it_reads_and_its_option(
+    make_target: Callable[..., Ec2Target],
+    settings: Settings,
+    pytestconfig: pytest.Config,
+    policy_id: str,
+    reads: str,
+    option: str,
+) -> None:
+    chosen = dataclasses.replace(settings, policies=(policy_id,))
+    run = TargetRun(make_target(settings=chosen), chosen, pytestconfig)
+
+    outcome = judge(get_policy(policy_id), run, no_progress)
+
+    assert outcome.verdict is Verdict.SKIP
+    assert outcome.reason.startswith(f"{policy_id} is off: it reads {reads}")
+    assert "an --ami target" in outcome.reason
+    assert outcome.reason.endswith(f"; turn it on with {option}")
+
+
 def test_a_deselected_policy_does_not_pay_for_its_calls() -> None:
     chosen = Settings(
         inspector=True, product="prod-abc", guardduty=True, policies=("AMI-ARCH",)

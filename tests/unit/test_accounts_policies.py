@@ -165,7 +165,7 @@ def test_root_with_its_hash_in_passwd_and_no_shadow_entry_says_so() -> None:
     )
 
     assert outcome.verdict is Verdict.PASS
-    assert "usable password (crypt scheme des)" in outcome.reason
+    assert "a usable password (old 13-character DES crypt hash)" in outcome.reason
 
 
 def test_an_unreadable_passwd_is_an_error_for_root_password_too() -> None:
@@ -208,3 +208,55 @@ def test_an_rdp_listener_fails() -> None:
     )
 
     assert outcome.verdict is Verdict.FAIL and "3389" in outcome.reason
+
+
+SHA512 = "$6$salt$" + "h" * 86
+
+
+def test_a_usable_password_names_the_account_the_file_and_the_hash_in_words() -> None:
+    outcome = check_no_passwords(with_shadow(deploy=SHA512))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason == (
+        "1 account can log in with a password or without one: deploy: /etc/shadow "
+        "holds a usable password (SHA-512 crypt hash)"
+    )
+    assert "h" * 20 not in outcome.reason + "".join(
+        e.render() for e in outcome.evidence
+    )
+
+
+def test_a_blank_password_says_no_password_is_needed() -> None:
+    outcome = check_no_passwords(with_shadow(deploy="", ops=SHA512))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert outcome.reason.startswith("2 accounts can log in")
+    assert "deploy: its /etc/shadow field is blank, so no password is needed" in (
+        outcome.reason
+    )
+
+
+def test_root_password_evidence_says_what_each_field_means() -> None:
+    outcome = check_root_password(factsets.debian())
+
+    (evidence,) = outcome.evidence
+    assert outcome.reason == "root's password field is not blank: it is locked"
+    assert evidence.command == "shadow_facts; passwd_facts"
+    assert "root in /etc/passwd: x: the password is kept in /etc/shadow" in (
+        evidence.output
+    )
+
+
+def test_the_sudo_rules_show_the_command_with_the_login_user_filled_in() -> None:
+    outcome = check_sudo(factsets.debian())
+
+    commands = [e.command for e in outcome.evidence]
+    assert "sudo -n -l -U admin" in commands
+    assert not any("$user" in command for command in commands)
+
+
+def test_no_remote_access_software_says_none_was_found() -> None:
+    outcome = check_outside_access(factsets.debian())
+
+    assert outcome.verdict is Verdict.PASS
+    assert outcome.evidence[0].output == "none found"

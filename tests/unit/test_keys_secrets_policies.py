@@ -450,8 +450,8 @@ def test_a_token_set_for_a_service_is_a_credential_not_an_aws_key() -> None:
 
     assert outcome.verdict is Verdict.FAIL
     assert (
-        "service-secret API_TOKEN at /etc/systemd/system/app.service:4 "
-        "(sha256 0123456789abcdef)" in outcome.reason
+        "secret variable set for a service: API_TOKEN at "
+        "/etc/systemd/system/app.service:4 (sha256 0123456789abcdef)" in outcome.reason
     )
     assert check_aws_keys(facts).verdict is Verdict.PASS
 
@@ -463,4 +463,119 @@ def test_a_password_typed_in_a_history_names_how_it_was_typed() -> None:
     outcome = check_credentials(facts)
 
     assert outcome.verdict is Verdict.FAIL
-    assert "history-secret sshpass -p at /root/.bash_history:12" in outcome.reason
+    assert (
+        "secret typed in a shell history: sshpass -p at /root/.bash_history:12"
+        in outcome.reason
+    )
+
+
+AWS_FILE = "aws-credentials-file\t/root/.aws/credentials\t0\t\t"
+
+
+def test_a_clean_credentials_pass_says_aws_keys_are_judged_by_aws_keys() -> None:
+    facts = factsets.debian(secrets=secrets(), service_env=section("service-env"))
+
+    outcome = check_credentials(facts)
+
+    assert outcome.verdict is Verdict.PASS
+    assert "private key" in outcome.reason
+    assert "AWS access keys are judged by AWS-KEYS" in outcome.reason
+    assert "(s)" not in outcome.reason
+
+
+def test_an_aws_credentials_file_is_a_cloud_credential_and_an_aws_key_finding() -> None:
+    facts = factsets.debian(
+        secrets=secrets(AWS_FILE), service_env=section("service-env")
+    )
+
+    credentials, aws_keys = check_credentials(facts), check_aws_keys(facts)
+
+    assert credentials.verdict is Verdict.FAIL
+    assert aws_keys.verdict is Verdict.FAIL
+    for outcome in (credentials, aws_keys):
+        assert outcome.findings == ("AWS credentials file at /root/.aws/credentials",)
+
+
+def test_findings_name_their_kind_in_words_and_show_no_empty_fingerprint() -> None:
+    facts = factsets.debian()
+
+    outcome = check_aws_keys(facts)
+
+    assert outcome.findings == (
+        "AWS access key ID AKIAZZZZZZZZZZZZZZZ1 at "
+        "/srv/amipolicy-plant/.aws/credentials:2 (sha256 ffece9d484dff3a0)",
+        "AWS secret access key at /srv/amipolicy-plant/.aws/credentials:3 "
+        "(sha256 2544361b005e96a4)",
+    )
+    assert outcome.reason.startswith("2 AWS keys or credentials files found on disk")
+
+
+def scanned(facts: Facts) -> str:
+    """The text of the evidence saying what the secrets scan read."""
+    outcome = check_credentials(facts)
+    return next(
+        e.output for e in outcome.evidence if e.label == "what the secrets scan read"
+    )
+
+
+def test_the_recorded_scan_says_in_words_which_directories_it_read() -> None:
+    text = scanned(factsets.debian())
+
+    assert "mounted filesystems: not read, only the directories below" in text
+    assert "directories read: /srv/amipolicy-plant" in text
+    assert "3 files of at most 1024 KiB searched (larger files are not read)" in text
+    assert "within its 60 s deadline" in text
+    assert "roots=" not in text and "mounts=" not in text
+
+
+def test_a_whole_machine_scan_names_its_filesystems_and_the_pseudo_ones_it_skipped() -> (
+    None
+):
+    scan = section(
+        "secrets",
+        "@@truncated after 60s@@\n"
+        "@@scan-pseudo /proc proc@@\n@@scan-pseudo /run tmpfs@@\n"
+        "@@scan-pseudo /dev/shm tmpfs@@\n"
+        "@@scan-mount / ext4@@\n@@scan-mount /boot/efi vfat@@\n"
+        "@@scanned mounts=1 max_kb=1024 timeout=60 files=81234 candidates=12 "
+        "seconds=60@@\n",
+        124,
+    )
+
+    text = scanned(factsets.debian(secrets=scan, service_env=section("service-env")))
+
+    assert "filesystems read: / (ext4), /boot/efi (vfat)" in text
+    assert "skipped: 3 pseudo-filesystems (kernel, memory and network " in text
+    assert "filesystems: proc, tmpfs)" in text
+    assert "81234 files of at most 1024 KiB searched" in text
+    assert "12 matched a secret's pattern" in text
+    assert "the 60 s deadline was hit" in text
+
+
+def test_host_key_evidence_gives_the_times_in_words_against_pid_1() -> None:
+    outcome = check_host_keys(factsets.debian(host_keys=host_keys(1_699_996_400)))
+
+    (evidence,) = outcome.evidence
+    assert outcome.verdict is Verdict.FAIL
+    assert "PID 1 started 2023-11-14 22:13:20 UTC" in evidence.output
+    assert (
+        "/etc/ssh/ssh_host_ed25519_key: made 2023-11-14 21:13:20 UTC, 3600 s before "
+        "PID 1 started" in evidence.output
+    )
+    assert "hostkey 1699996400 1699996400 /etc/ssh/ssh_host_ed25519_key" in (
+        evidence.output
+    )
+
+
+def test_the_launch_key_is_marked_among_the_keys_sshd_would_accept() -> None:
+    outcome = check_authorized_keys(factsets.debian())
+
+    (evidence,) = outcome.evidence
+    assert outcome.verdict is Verdict.PASS
+    assert "/home/admin/.ssh/authorized_keys:1 (admin) ssh-ed25519 SHA256:" in (
+        evidence.output
+    )
+    assert evidence.output.splitlines()[0].endswith(" (the launch key)")
+    assert "searched: .ssh/authorized_keys .ssh/authorized_keys2 of " in (
+        evidence.output
+    )

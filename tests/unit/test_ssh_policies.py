@@ -477,3 +477,49 @@ def test_root_with_a_password_on_one_local_port_fails_ssh_root() -> None:
     assert "user root on local port 2222 at 10.0.0.5" in outcome.reason
     assert "/etc/ssh/sshd_config:5: PermitRootLogin yes" in text
     assert "lport=2222,laddr=10.0.0.5" in text
+
+
+def test_the_probe_account_is_named_for_every_other_user_it_stands_for() -> None:
+    facts = with_sshd(settings(passwordauthentication="yes"))
+    facts.sections["sshd-config"] = section(
+        "sshd-config",
+        factsets.config_dump({"/etc/ssh/sshd_config": "PasswordAuthentication yes\n"}),
+    )
+
+    outcome = check_ssh_password(facts)
+
+    text = "\n".join(e.render() for e in outcome.evidence)
+    stands_for = f"any other user (probed as {ORDINARY_USER})"
+    assert outcome.verdict is Verdict.FAIL
+    assert (
+        "PasswordAuthentication yes for user root, user admin (the login user), "
+        f"{stands_for}" in outcome.reason
+    )
+    assert f"effective sshd settings for {stands_for}" in text
+    assert f"passwordauthentication for {stands_for}: /etc/ssh/sshd_config:1" in text
+    assert f"user {ORDINARY_USER}" not in outcome.reason + text
+
+
+def test_a_pass_names_the_connections_sshd_was_asked_about() -> None:
+    outcome = check_ssh_password(with_sshd(settings()))
+
+    assert outcome.verdict is Verdict.PASS
+    assert outcome.reason == (
+        "sshd accepts no password on any of the 3 connections checked: user root, "
+        f"user admin (the login user) and any other user (probed as {ORDINARY_USER})"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("without-password", "prohibit-password (sshd -T prints it as without"),
+        ("no", "root cannot log in over SSH at all"),
+        ("forced-commands-only", "only with a key restricted to one command"),
+    ],
+)
+def test_ssh_root_says_what_its_value_lets_root_do(value: str, words: str) -> None:
+    outcome = check_ssh_root(with_sshd(settings(permitrootlogin=value)))
+
+    assert outcome.verdict is Verdict.PASS
+    assert words in outcome.reason

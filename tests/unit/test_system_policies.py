@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
 from pytest_amipolicy.catalogue import all_policies
-from pytest_amipolicy.facts import Facts, MissingFact
+from pytest_amipolicy.facts import Facts, MissingFact, linux
 from pytest_amipolicy.policies.system import (
     check_eol,
     check_filesystems,
@@ -16,7 +19,7 @@ from pytest_amipolicy.policies.system import (
     check_region_agnostic,
     check_updates,
 )
-from pytest_amipolicy.verdicts import Verdict
+from pytest_amipolicy.verdicts import Outcome, Verdict
 from tests.unit import factsets
 from tests.unit.factsets import section
 
@@ -197,7 +200,8 @@ def test_updates_that_cannot_be_loaded_are_an_error() -> None:
     [
         (
             77,
-            "skip: no malware scanner (clamscan) on the machine and install=0\n",
+            "skip: no malware scanner (clamscan) is installed, and installing "
+            "ClamAV was not attempted on this kind of target\n",
             Verdict.SKIP,
         ),
         (
@@ -220,6 +224,61 @@ def test_malware_verdicts(status: int, output: str, verdict: Verdict) -> None:
         ).verdict
         is verdict
     )
+
+
+def scan_malware(
+    tmp_path: Path, install: int, root: bool, route: bool, manager: str
+) -> Outcome:
+    """MALWARE on what linux.sh's scan_malware says on a machine without ClamAV.
+
+    The machine is stubbed: which commands exist, root, a default route. PATH
+    holds only a package manager that "installs" nothing, as one without
+    ClamAV in its repositories would, so nothing is installed here.
+    """
+    start = linux.SCRIPT.index("\nscan_malware() {\n") + 1
+    function = linux.SCRIPT[start : linux.SCRIPT.index("\n}\n", start) + 3]
+    if manager:
+        stub = tmp_path / manager
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    stubs = (
+        f"PATH={tmp_path}\n"
+        f"install={install}\n"
+        f'have() {{ [ -n "$1" ] && [ "$1" = "{manager}" ]; }}\n'
+        f"is_root() {{ {'true' if root else 'false'}; }}\n"
+        f"has_default_route() {{ {'true' if route else 'false'}; }}\n"
+    )
+    result = subprocess.run(
+        [shutil.which("sh") or "sh", "-c", stubs + function + "scan_malware"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    malware = section("malware", result.stdout + result.stderr, result.returncode)
+    return check_malware(factsets.debian(malware=malware))
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="runs linux.sh: needs sh")
+@pytest.mark.parametrize(
+    ("install", "root", "route", "manager", "words"),
+    [
+        (0, True, True, "apt-get", "was not attempted on this kind of target"),
+        (1, False, True, "apt-get", "installing ClamAV needs root"),
+        (1, True, False, "apt-get", "no route to a package mirror"),
+        (1, True, True, "", "no package manager the plugin knows"),
+        (1, True, True, "dnf", "'dnf install clamav' did not provide clamscan"),
+    ],
+)
+def test_a_machine_without_clamav_skips_malware_saying_why_in_words(
+    tmp_path: Path, install: int, root: bool, route: bool, manager: str, words: str
+) -> None:
+    outcome = scan_malware(tmp_path, install, root, route, manager)
+
+    assert outcome.verdict is Verdict.SKIP
+    assert outcome.reason.startswith("no malware scanner (clamscan) is installed, ")
+    assert words in outcome.reason
+    assert "install=" not in outcome.reason
 
 
 def mounts(*rows: str) -> factsets.Section:
@@ -280,8 +339,12 @@ def test_region_specific_configuration_fails_for_review() -> None:
     assert outcome.verdict is Verdict.FAIL and len(outcome.findings) == 2
 
 
-# PID 1 of the recorded Debian machine started at about 1796346549.
-BEFORE_BOOT, AFTER_BOOT = 1796000000, 1796346600
+# When PID 1 of the recorded Debian machine started, read from its facts so
+# that recording them again keeps these times on either side of the boot.
+RECORDED_BOOT = int(
+    linux.boot_time(linux.parse(factsets.real_output())["host-keys"]) or 0
+)
+BEFORE_BOOT, AFTER_BOOT = RECORDED_BOOT - 300_000, RECORDED_BOOT + 50
 
 
 def test_a_region_written_at_first_boot_by_cloud_init_is_not_baked_in() -> None:
@@ -609,3 +672,31 @@ def test_windows_facts_of_the_wrong_shape_are_an_error_not_a_crash(
     )
 
     assert check_eol(facts).verdict is Verdict.ERROR
+
+
+def test_filesystem_evidence_lists_the_judged_mounts_and_counts_the_others() -> None:
+    facts = factsets.debian(
+        mounts=mounts(
+            "/ /dev/nvme0n1p1 ext4 rw",
+            "/proc proc proc rw",
+            "/run tmpfs tmpfs rw",
+            "/data /dev/nvme1n1 btrfs rw",
+        )
+    )
+
+    outcome = check_filesystems(facts)
+
+    text = outcome.evidence[0].output
+    assert outcome.verdict is Verdict.FAIL
+    assert "  / ext4 on /dev/nvme0n1p1\n" in text
+    assert "  /data btrfs on /dev/nvme1n1: not a supported type\n" in text
+    assert "not judged: 2 kernel, memory, network or overlay mounts (proc, tmpfs)" in (
+        text
+    )
+
+
+def test_region_search_without_hits_says_where_it_looked() -> None:
+    outcome = check_region_agnostic(factsets.debian())
+
+    assert outcome.verdict is Verdict.PASS
+    assert outcome.evidence[0].output.startswith("none found in /etc, /opt, /srv")
