@@ -292,6 +292,25 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     return lines
 
 
+def pytest_terminal_summary(
+    terminalreporter: Any, exitstatus: int, config: pytest.Config
+) -> None:
+    # A bare `pytest` in a directory without tests: say how to name a target,
+    # rather than leave "no tests ran" as the only line. Not when tests were
+    # collected and all deselected, nor when a target was named.
+    if config.stash.get(SESSION_KEY, None) is not None:
+        return
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    if terminalreporter.stats.get("deselected"):
+        return
+
+    terminalreporter.write_line(
+        "amipolicy: no target named; give --ami=ID, --ami-host=SPEC or "
+        "--ami-image=PATH (see pytest --help)"
+    )
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     run_state = session.config.stash.get(SESSION_KEY, None)
     if run_state is not None:
