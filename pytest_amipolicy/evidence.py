@@ -29,7 +29,10 @@ The JSON document (``--ami-evidence=PATH``) is described in
          "reason": str, "evidence": [str], "findings": [str],
          "remote_commands": int}
       ],
-      "cleanup": [str]                    # what was stopped or deleted
+      "cleanup": [str],                   # what was stopped or deleted
+      "complete": bool,                   # every collected policy got a verdict
+      "interrupted": bool,                # Ctrl-C, a signal or pytest.exit()
+      "not_run": {label: [str]}           # policy IDs collected but not judged
     }
 """
 
@@ -52,7 +55,12 @@ import pytest
 
 from pytest_amipolicy import __version__
 from pytest_amipolicy.catalogue import POLICY_PAGE
-from pytest_amipolicy.items import CLOSED_PROPERTY, PROPERTY, TARGET_PROPERTY
+from pytest_amipolicy.items import (
+    CLOSED_PROPERTY,
+    NOT_CHECKED_PROPERTY,
+    PROPERTY,
+    TARGET_PROPERTY,
+)
 from pytest_amipolicy.redaction import (
     LogRecordFactory,
     compile_patterns,
@@ -61,6 +69,7 @@ from pytest_amipolicy.redaction import (
 )
 
 if TYPE_CHECKING:
+    from pytest_amipolicy.completeness import Completeness
     from pytest_amipolicy.facts import Facts
     from pytest_amipolicy.runtime import TargetRun
     from pytest_amipolicy.settings import Settings
@@ -68,8 +77,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Bump when a field changes meaning or is removed; adding fields keeps it.
-# 2: "check_date", "environment" and "targets" were added ("scripts" and
-#    "cleanup" came later, without a bump).
+# 2: "check_date", "environment" and "targets" were added ("scripts",
+#    "cleanup", "complete", "interrupted" and "not_run" came later, without
+#    a bump).
 SCHEMA_VERSION = 2
 
 # The script each platform's facts are gathered with, in pytest_amipolicy/facts.
@@ -98,6 +108,7 @@ TARGET_LABELS = {
     "platform": "Platform",
     "login_user": "Login user",
     "boot_seconds": "Boot seconds",
+    "not_checked": "Not checked",
 }
 
 # Image record field -> description key.
@@ -183,6 +194,8 @@ def junit_properties(properties: list[tuple[str, Any]]) -> list[tuple[str, Any]]
             kept.append((PROPERTY + "_target", str(value.get("target", ""))))
         elif name == TARGET_PROPERTY and isinstance(value, dict):
             continue
+        elif name == NOT_CHECKED_PROPERTY and isinstance(value, dict):
+            kept.append((name, str(value.get("reason", ""))))
         else:
             kept.append((name, value))
     return kept
@@ -369,6 +382,11 @@ class TargetLog:
             elif name == PROPERTY and report.when == "setup":
                 record = value
                 self.records.append(value)
+            elif name == NOT_CHECKED_PROPERTY and isinstance(value, dict):
+                # Why the target was never opened, beside what is known of it.
+                label = str(value.get("target", ""))
+                details = self.targets.setdefault(label, {})
+                details.setdefault("not_checked", str(value.get("reason", "")))
             elif name == CLOSED_PROPERTY and report.when == "teardown":
                 self.closed.extend(value)
         return record
@@ -422,9 +440,12 @@ def fact_scripts(platforms: Iterable[str]) -> list[FactScript]:
 class EvidenceWriter:
     """Gathers every policy record and writes them as JSON at the end of the run."""
 
-    def __init__(self, path: Path, settings: Settings) -> None:
+    def __init__(
+        self, path: Path, settings: Settings, completeness: Completeness
+    ) -> None:
         self.path = path
         self.settings = settings
+        self.completeness = completeness
         self.patterns = compile_patterns(settings.redact)
         self.log = TargetLog()
         self.started = _now()
@@ -459,6 +480,11 @@ class EvidenceWriter:
             ],
             "results": self.log.records,
             "cleanup": self.log.closed,
+            # A cut-off run must not read as a finished one: what was collected
+            # and never judged is named, per target.
+            "complete": self.completeness.complete,
+            "interrupted": self.completeness.interrupted,
+            "not_run": redact(self.completeness.not_run(), self.patterns, keys=True),
         }
 
     # Last, after the plugin's own finish has closed what is still open and

@@ -3,6 +3,11 @@
 Verdicts map onto pytest outcomes so that nothing undecided can look green:
 ``pass`` passes, ``fail`` fails, ``error`` is raised during setup and so is
 reported as an error, ``skip`` and ``manual`` are skips whose reason says which.
+
+An error is raised as ``pytest.fail(text, pytrace=False)``: pytest formats a
+setup error's traceback before any hook can replace it, and the text is all a
+reader needs. When a target could not be opened, its first item shows why and
+the others say so in one line.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_amipolicy.errors import AmiPolicyError
+from pytest_amipolicy.errors import AmiPolicyError, TargetError
 from pytest_amipolicy.verdicts import Outcome, Verdict, undecided
 
 if TYPE_CHECKING:
@@ -30,18 +35,13 @@ PROPERTY = "amipolicy"
 # that knowledge grows, and what its teardown stopped or deleted.
 TARGET_PROPERTY = PROPERTY + "_target_details"
 CLOSED_PROPERTY = PROPERTY + "_closed"
+# Why a target could not be checked at all (not opened, image not described),
+# attached once per target, by the item that showed the reason in full.
+NOT_CHECKED_PROPERTY = PROPERTY + "_not_checked"
 
 
 class PolicyFailed(Exception):
     """The target breaks the policy."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__(outcome.reason)
-        self.outcome = outcome
-
-
-class PolicyUndecided(Exception):
-    """The check could not reach a verdict."""
 
     def __init__(self, outcome: Outcome) -> None:
         super().__init__(outcome.reason)
@@ -66,16 +66,25 @@ class PolicyItem(pytest.Item):
     def setup(self) -> None:
         # The verdict is reached during setup so that an undecided check is
         # reported as an error, the same way a broken fixture is.
+        failure: AmiPolicyError | None = None
         try:
             self.outcome = self.run_state.judge(self.policy, self.target_label)
         except AmiPolicyError as error:
-            self._record(undecided(str(error)))
-            raise
+            failure = error
+            self.outcome = undecided(str(error))
 
         self._record(self.outcome)
 
+        # Outside the except block: the text is the whole story, without the
+        # error it replaces chained to it.
+        if failure is not None:
+            pytest.fail(self._not_checked(failure), pytrace=False)
+
         if self.outcome.verdict is Verdict.ERROR:
-            raise PolicyUndecided(self.outcome)
+            text = render_outcome(
+                self.policy, self.target_label, self.outcome, self._clean()
+            )
+            pytest.fail(text, pytrace=False)
 
     def runtest(self) -> None:
         assert self.outcome is not None
@@ -96,13 +105,39 @@ class PolicyItem(pytest.Item):
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
     ) -> str:
         error = excinfo.value
-        if isinstance(error, (PolicyFailed, PolicyUndecided)):
+        if isinstance(error, pytest.fail.Exception) and not error.pytrace:
+            return str(error.msg)
+        if isinstance(error, PolicyFailed):
             return render_outcome(
                 self.policy, self.target_label, error.outcome, self._clean()
             )
         if isinstance(error, AmiPolicyError):
             return f"{self.policy.id}: {error}"
         return str(super().repr_failure(excinfo))
+
+    def _not_checked(self, error: AmiPolicyError) -> str:
+        """The text of an item whose target could not be opened or described."""
+        run = self.run_state.run_for(self.target_label)
+        shown_by = run.shown_by(error, self.policy.id)
+        if shown_by is None:
+            return f"{self.policy.id}: {error}"
+
+        opened = "opened" if error is run.failure else "described"
+        if shown_by != self.policy.id:
+            return (
+                f"{self.policy.id}: not checked, {self.target_label} could not be "
+                f"{opened} (the reason is shown under {shown_by})"
+            )
+
+        # The summary lists every target that was not checked at all, once.
+        if error is run.failure:
+            self.user_properties.append(
+                (
+                    NOT_CHECKED_PROPERTY,
+                    {"target": self.target_label, "reason": reason_of(error)},
+                )
+            )
+        return f"{self.policy.id}: {error}"
 
     def reportinfo(self) -> tuple[str, int | None, str]:
         return "amipolicy", None, self.name
@@ -145,6 +180,11 @@ class PolicyItem(pytest.Item):
             self.user_properties.append(described)
 
 
+def reason_of(error: AmiPolicyError) -> str:
+    """The error's message without the target label it may start with."""
+    return error.message if isinstance(error, TargetError) else str(error)
+
+
 def render_outcome(
     policy: Policy,
     target: str,
@@ -172,6 +212,11 @@ def render_outcome(
     return "\n".join(lines)
 
 
+def item_name(label: str, policy_id: str) -> str:
+    """The test name of a policy item: ``policy[<label>-<ID>]``."""
+    return f"policy[{label}-{policy_id}]"
+
+
 def make_items(
     session: pytest.Session, labels: list[str], policies: list[Policy]
 ) -> list[PolicyItem]:
@@ -185,7 +230,7 @@ def make_items(
     items = []
     for label in labels:
         for policy in policies:
-            name = f"policy[{label}-{policy.id}]"
+            name = item_name(label, policy.id)
             nodeid = f"amipolicy::{name}" + (f"@{label}" if grouped else "")
             item = PolicyItem.from_parent(
                 session,

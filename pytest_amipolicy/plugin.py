@@ -18,6 +18,7 @@ import pytest
 
 from pytest_amipolicy import __version__, hooks
 from pytest_amipolicy.catalogue import get_policy
+from pytest_amipolicy.completeness import Completeness
 from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.evidence import EvidenceFilter, EvidenceWriter
 from pytest_amipolicy.items import CLOSED_PROPERTY, PolicyItem, make_items
@@ -51,19 +52,27 @@ def pytest_configure(config: pytest.Config) -> None:
     if not (settings.amis or settings.hosts or settings.images):
         return
 
+    targets = build_targets(config, settings)
+    completeness = Completeness([t.label for t in targets], settings.policies)
+    config.pluginmanager.register(completeness, "amipolicy-completeness")
+
     # The summary listens to reports on the controller, which under xdist is
     # not where the targets are opened.
-    config.pluginmanager.register(RunSummary(settings), "amipolicy-summary")
+    config.pluginmanager.register(
+        RunSummary(settings, completeness), "amipolicy-summary"
+    )
     config.pluginmanager.register(EvidenceFilter(settings), "amipolicy-filter")
     if settings.evidence_path is not None and not hasattr(config, "workerinput"):
         config.pluginmanager.register(
-            EvidenceWriter(settings.evidence_path, settings),
+            EvidenceWriter(settings.evidence_path, settings, completeness),
             "amipolicy-evidence",
         )
     if config.getoption("htmlpath", None) and not hasattr(config, "workerinput"):
         from pytest_amipolicy.report import HtmlEvidence
 
-        config.pluginmanager.register(HtmlEvidence(settings), "amipolicy-html")
+        config.pluginmanager.register(
+            HtmlEvidence(settings, completeness), "amipolicy-html"
+        )
 
     # Every policy of a target must run on the worker that opened it; plain
     # load balancing would launch one instance per worker for the same AMI.
@@ -77,9 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None and workerinput.get(_LOADGROUP_KEY):
         config.option.loadgroup = True
 
-    config.stash[SESSION_KEY] = AmiPolicySession(
-        config, settings, build_targets(config, settings)
-    )
+    config.stash[SESSION_KEY] = AmiPolicySession(config, settings, targets)
     _close_on_sigterm()
 
     # paramiko logs a traceback for every banner it could not read while an
@@ -209,9 +216,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
 
-    # pytest renders setup errors with a traceback; an unreachable target or an
-    # undecided check deserves the same short text as a failed policy. A skip
-    # keeps its (path, line, reason) form, which -rs and JUnit XML expect.
+    # A policy's failure or error is its verdict text, as a plain string,
+    # whatever raised it. A skip keeps its (path, line, reason) form, which
+    # -rs and JUnit XML expect.
     if isinstance(item, PolicyItem) and call.excinfo is not None and report.failed:
         report.longrepr = item.repr_failure(call.excinfo)
     return report
@@ -283,6 +290,25 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if settings.keep:
         lines.append("amipolicy: --ami-keep: launched instances are left running")
     return lines
+
+
+def pytest_terminal_summary(
+    terminalreporter: Any, exitstatus: int, config: pytest.Config
+) -> None:
+    # A bare `pytest` in a directory without tests: say how to name a target,
+    # rather than leave "no tests ran" as the only line. Not when tests were
+    # collected and all deselected, nor when a target was named.
+    if config.stash.get(SESSION_KEY, None) is not None:
+        return
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    if terminalreporter.stats.get("deselected"):
+        return
+
+    terminalreporter.write_line(
+        "amipolicy: no target named; give --ami=ID, --ami-host=SPEC or "
+        "--ami-image=PATH (see pytest --help)"
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -35,6 +35,7 @@ from pytest_amipolicy.evidence import (
 from pytest_amipolicy.redaction import compile_patterns, redact
 
 if TYPE_CHECKING:
+    from pytest_amipolicy.completeness import Completeness
     from pytest_amipolicy.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,9 @@ COLUMNS = (
 class HtmlEvidence:
     """pytest-html hook implementations; one per session, on the controller."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, completeness: Completeness) -> None:
         self.settings = settings
+        self.completeness = completeness
         self.patterns = compile_patterns(settings.redact)
         self.log = TargetLog()
         self.started = _now()
@@ -136,7 +138,23 @@ class HtmlEvidence:
         # the finish time and what the last workers reported.
         self._fill_environment(finished=_now())
         prefix.append(f"<style>{_stylesheet()}</style>")
-        prefix.append(verdict_tables(self.log.records))
+
+        # Labels in records arrive redacted; the plugin's own are redacted
+        # alike so that both name a target the same way.
+        not_run = {
+            redact(label, self.patterns): (
+                policy_ids,
+                self.completeness.expected_count(label),
+            )
+            for label, policy_ids in self.completeness.not_run().items()
+        }
+        if not self.completeness.complete:
+            prefix.append(
+                incomplete_html(
+                    not_run, self.completeness.interrupted, self.completeness.stopped
+                )
+            )
+        prefix.append(verdict_tables(self.log.records, not_run))
         prefix.append(attestations_html())
         if self.log.closed:
             prefix.append(cleanup_html(self.log.closed))
@@ -219,8 +237,40 @@ def html_detail(record: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def verdict_tables(records: list[dict[str, Any]]) -> str:
+# Target label -> (IDs of the policies that were not run, policies collected).
+NotRun = dict[str, tuple[list[str], int]]
+
+
+def incomplete_html(not_run: NotRun, interrupted: bool, stopped: str | None) -> str:
+    """The banner of a run that did not judge every policy it collected."""
+    esc = html.escape
+    if interrupted:
+        why = "The run was interrupted"
+    elif stopped:
+        why = f"The run stopped early ({esc(stopped)})"
+    else:
+        why = "The run ended"
+    missing = sum(len(policy_ids) for policy_ids, _ in not_run.values())
+
+    items = "".join(
+        f"<li><code>{esc(label)}</code>: {len(policy_ids)} of {expected} not run: "
+        f"{esc(', '.join(policy_ids))}</li>"
+        for label, (policy_ids, expected) in not_run.items()
+    )
+    return (
+        '<div class="amipolicy-incomplete"><h3>Incomplete evidence</h3>'
+        f"<p>{why} before every policy was checked"
+        + (f": {missing} were not run" if missing else "")
+        + ". This report shows no target as compliant; check again with a "
+        "complete run before you hand it over.</p>"
+        + (f"<ul>{items}</ul>" if items else "")
+        + "</div>"
+    )
+
+
+def verdict_tables(records: list[dict[str, Any]], not_run: NotRun | None = None) -> str:
     """Counts per family and verdict, and one line per target with its standing."""
+    not_run = not_run or {}
     families: dict[str, Counter[str]] = defaultdict(Counter)
     targets: dict[str, Counter[str]] = defaultdict(Counter)
     commands: Counter[str] = Counter()
@@ -234,15 +284,21 @@ def verdict_tables(records: list[dict[str, Any]]) -> str:
         # largest is what the whole check of the target took.
         commands[target] = max(commands[target], int(record.get("remote_commands", 0)))
 
+    # A target interrupted before its first verdict still has a row.
+    for label in not_run:
+        targets[label] += Counter()
+
     esc = html.escape
     head = "".join(f'<th class="amipolicy-{v}">{v}</th>' for v in VERDICTS)
 
     rows = []
     for label, counts in targets.items():
         cells = "".join(_count_cell(counts[v], v) for v in VERDICTS)
+        missing, expected = not_run.get(label, ([], 0))
+        phrase = standing(counts, len(missing), expected)
         rows.append(
             f"<tr><th><code>{esc(label)}</code></th>{cells}"
-            f'<td class="amipolicy-standing">{esc(standing(counts))}</td>'
+            f'<td class="amipolicy-standing">{esc(phrase)}</td>'
             f'<td class="amipolicy-number">{commands[label]}</td></tr>'
         )
     by_target = (
@@ -263,10 +319,17 @@ def verdict_tables(records: list[dict[str, Any]]) -> str:
     return f'<div class="amipolicy-summary">{by_target}{by_family}</div>'
 
 
-def standing(counts: Counter[str]) -> str:
-    """One phrase for a target: what a seller can say about it."""
+def standing(counts: Counter[str], not_run: int = 0, expected: int = 0) -> str:
+    """One phrase for a target: what a seller can say about it.
+
+    A target some of whose policies were not run is never called compliant.
+    """
+    incomplete = f"incomplete: {not_run} of {expected} policies not run"
     if counts["fail"]:
-        return f"not compliant: {counts['fail']} policy failure(s)"
+        failed = f"not compliant: {counts['fail']} policy failure(s)"
+        return f"{failed}; {incomplete}" if not_run else failed
+    if not_run:
+        return incomplete
     if counts["error"]:
         return f"undecided: {counts['error']} check(s) could not decide"
     if not counts["pass"]:

@@ -36,7 +36,14 @@ class TargetRun:
         self.settings = settings
         self.config = config
         self.connection: Connection | None = None
+        # Why the target could not be opened (or its image not described): kept
+        # and raised again for every later item, never tried a second time.
         self.failure: AmiPolicyError | None = None
+        self._record_failure: AmiPolicyError | None = None
+        self._ami_failure: AmiPolicyError | None = None
+        # Which policy's report showed each kept failure in full, so that the
+        # others refer to it in one line instead of repeating it.
+        self._shown_by: dict[int, str] = {}
         self.pending = 0
         # Set as soon as closing starts: from then on the target is never opened
         # again, or a machine launched after its teardown would be left behind.
@@ -61,7 +68,7 @@ class TargetRun:
         target that could not be opened is never opened a second time.
         """
         if self.failure is not None:
-            raise self.failure
+            raise again(self.failure)
         if self._facts is not None:
             return self._facts
         if self.closing:
@@ -79,6 +86,10 @@ class TargetRun:
         return self._facts
 
     def _open_and_gather(self, progress: Progress) -> Facts:
+        # Opening an AMI starts from its record: a failed describe is kept by
+        # image_record and is this target's failure as well.
+        self.image_record()
+
         step = "opening"
         try:
             started = time.monotonic()
@@ -102,16 +113,49 @@ class TargetRun:
             raise self.failure from error
         return facts
 
+    def image_record(self) -> dict[str, Any] | None:
+        """The target's describe_images record (None for non-AMI targets).
+
+        A failure is kept like a failed open: every AMI-* policy and the launch
+        would otherwise each ask EC2 again, and an endpoint that cannot be
+        reached costs every one of them botocore's retries.
+        """
+        if self._record_failure is not None:
+            raise again(self._record_failure)
+
+        try:
+            return self.target.image_record()
+        except AmiPolicyError as error:
+            self._record_failure = error
+            self.failure = self.failure or error
+            raise
+        except Exception as error:
+            self._record_failure = self.target.error(
+                f"describing the image failed: {type(error).__name__}: {error}"
+            )
+            self.failure = self.failure or self._record_failure
+            raise self._record_failure from error
+
     def ami_facts(self) -> Facts | None:
         """Facts from the image's EC2 attributes, or None for non-AMI targets."""
+        if self._ami_failure is not None:
+            raise again(self._ami_failure)
         if self._ami_facts is not None:
             return self._ami_facts
 
-        record = self.target.image_record()
+        record = self.image_record()
         if record is None:
             return None
 
-        self._ami_facts = Facts(
+        try:
+            self._ami_facts = self._describe_ami(record)
+        except AmiPolicyError as error:
+            self._ami_failure = error
+            raise
+        return self._ami_facts
+
+    def _describe_ami(self, record: dict[str, Any]) -> Facts:
+        facts = Facts(
             target=self.label,
             platform="ami",
             image=record,
@@ -125,10 +169,21 @@ class TargetRun:
         from pytest_amipolicy.aws import amazon
 
         if amazon.wanted(self.settings):
-            self._ami_facts.settings[amazon.FACTS_KEY] = amazon.gather_for(
+            facts.settings[amazon.FACTS_KEY] = amazon.gather_for(
                 self.target, self.settings
             )
-        return self._ami_facts
+        return facts
+
+    def shown_by(self, error: AmiPolicyError, policy_id: str) -> str | None:
+        """The policy whose report shows ``error`` in full; ``policy_id`` if first.
+
+        None when ``error`` is not one of the failures this run keeps (open,
+        describe): such an error belongs to one item and is always shown.
+        """
+        kept = (self.failure, self._record_failure, self._ami_failure)
+        if not any(error is failure for failure in kept):
+            return None
+        return self._shown_by.setdefault(id(error), policy_id)
 
     def with_launch(self, facts: Facts, progress: Progress) -> Facts:
         """AMI facts with what the launch showed, launching if it has not yet."""
@@ -188,7 +243,7 @@ def gather_facts(run: TargetRun, progress: Progress) -> Facts:
         login_user=connection.login_user,
         check_date=run.settings.check_date,
         settings={"max_age_days": run.settings.max_age_days},
-        image=run.target.image_record(),
+        image=run.image_record(),
     )
     if connection.details:
         facts.settings.update(connection.details)
@@ -257,18 +312,40 @@ def _counting_runner(host: Any, facts: Facts) -> Callable[[str], tuple[int, str,
     return remote
 
 
+def again(error: AmiPolicyError) -> AmiPolicyError:
+    """A kept failure, ready to be raised once more.
+
+    Raising one exception object again and again makes its traceback grow by
+    every raise; each item then shows (and pytest formats) all the earlier ones.
+    """
+    return error.with_traceback(None)
+
+
 def judge(policy: Policy, run: TargetRun, progress: Progress) -> Outcome:
-    """Return the policy's verdict on the target; never raises for a check's doubt."""
+    """Return the policy's verdict on the target; never raises for a check's doubt.
+
+    Verdicts that do not depend on the machine (manual attestations, AMI
+    policies of a target that is not an AMI, Amazon's checks that were not
+    asked for) are reached before anything is described or opened, so a
+    target that cannot be reached does not turn them into errors.
+    """
     if "manual" in policy.platforms:
         return policy.check(Facts(target=run.label, platform="manual"))
 
     if "ami" in policy.platforms:
+        not_an_ami = not_applicable(
+            f"{policy.id} reads the EC2 attributes of a registered AMI; "
+            f"{run.label} is not one (check it with --ami)."
+        )
+        if run.target.kind != "ami":
+            return not_an_ami
+        if not amazon_asked_for(policy, run.settings):
+            # Without Amazon's record the check skips, naming its option.
+            return policy.check(Facts(target=run.label, platform="ami"))
+
         facts = run.ami_facts()
         if facts is None:
-            return not_applicable(
-                f"{policy.id} reads the EC2 attributes of a registered AMI; "
-                f"{run.label} is not one (check it with --ami)."
-            )
+            return not_an_ami
         if policy.needs_launch:
             facts = run.with_launch(facts, progress)
     else:
@@ -291,6 +368,17 @@ def judge(policy: Policy, run: TargetRun, progress: Progress) -> Outcome:
         return policy.check(facts)
     except MissingFact as missing:
         return undecided(f"{policy.id} could not be decided: {missing}")
+
+
+def amazon_asked_for(policy: Policy, settings: Settings) -> bool:
+    """False for an AMAZON-* policy whose switch is off; True for any other."""
+    from pytest_amipolicy.aws import amazon
+
+    if policy.id not in amazon.POLICY_OF.values():
+        return True
+    return policy.id in {
+        amazon.POLICY_OF[feature] for feature in amazon.wanted(settings)
+    }
 
 
 def is_decided(outcome: Outcome) -> bool:

@@ -69,7 +69,25 @@ def make_session(region: str | None = None) -> boto3.session.Session:
 
 def ec2_client(session: boto3.session.Session) -> Any:
     """Return an EC2 client of ``session`` with retries suited to long runs."""
-    return session.client("ec2", config=CLIENT_CONFIG)
+    return session.client(
+        "ec2", config=with_configured_attempts(session, CLIENT_CONFIG)
+    )
+
+
+def with_configured_attempts(
+    session: boto3.session.Session, config: botocore.config.Config
+) -> botocore.config.Config:
+    """``config``, whose retry count gives way to the user's own ``max_attempts``.
+
+    botocore lets a count given in code win over ``AWS_MAX_ATTEMPTS`` and a
+    profile's ``max_attempts``; a user who set one means it, as in the AWS CLI.
+    """
+    configured = session._session.get_config_variable("max_attempts")
+    if configured is None:
+        return config
+
+    retries = {"mode": "standard", "total_max_attempts": int(configured)}
+    return config.merge(botocore.config.Config(retries=retries))
 
 
 def iam_action(operation: str, service: str = "ec2") -> str:

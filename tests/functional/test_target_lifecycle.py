@@ -7,15 +7,18 @@ unit-sized tests drive :class:`TargetRun` with a fake target.
 
 from __future__ import annotations
 
+import traceback
 from typing import Any
 
 import paramiko
 import pytest
 
-from pytest_amipolicy.errors import TargetError
-from pytest_amipolicy.runtime import TargetRun
+from pytest_amipolicy.catalogue import get_policy
+from pytest_amipolicy.errors import CloudError, TargetError
+from pytest_amipolicy.runtime import TargetRun, judge
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.targets import Connection, Progress, Target
+from pytest_amipolicy.verdicts import Verdict
 
 TARGET = "ssh://admin@192.0.2.10"
 
@@ -225,3 +228,87 @@ def test_any_exception_while_opening_becomes_a_kept_target_error(
     )
     assert first.value.__cause__ is fault
     assert target.opens == 1
+
+
+def test_a_kept_failure_raised_again_does_not_carry_the_earlier_raises(
+    pytestconfig: pytest.Config,
+) -> None:
+    target = FakeTarget(fault=TargetError("fake://machine", "connection refused"))
+    run = TargetRun(target, target.settings, pytestconfig)
+
+    depths = []
+    for _ in range(5):
+        with pytest.raises(TargetError) as raised:
+            run.machine_facts(quiet)
+        depths.append(len(traceback.extract_tb(raised.value.__traceback__)))
+
+    # Raising one object again appends to its traceback; each item would show
+    # (and pytest format) every earlier item's frames.
+    assert depths[1:] == [depths[1]] * 4
+    assert depths[1] <= depths[0]
+
+
+class UndescribableAmi(FakeTarget):
+    """An AMI target whose describe_images call fails (an endpoint out of reach)."""
+
+    kind = "ami"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.describes = 0
+
+    def image_record(self) -> dict[str, Any]:
+        self.describes += 1
+        raise CloudError("cannot reach the EC2 endpoint of us-east-1: refused")
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [("AMI-ARCH", "AMI-HVM", "SUDO", "EOL"), ("SUDO", "AMI-ARCH", "AMI-EBS")],
+)
+def test_a_failed_describe_is_asked_once_and_fails_every_policy_that_needs_it(
+    pytestconfig: pytest.Config, policies: tuple[str, ...]
+) -> None:
+    target = UndescribableAmi()
+    run = TargetRun(target, target.settings, pytestconfig)
+
+    for policy_id in policies:
+        with pytest.raises(CloudError, match="cannot reach the EC2 endpoint"):
+            judge(get_policy(policy_id), run, quiet)
+
+    assert target.describes == 1
+    assert target.opens == 0
+
+
+@pytest.mark.parametrize(
+    ("policy_id", "option"),
+    [
+        ("AMAZON-INSPECTOR", "--ami-inspector"),
+        ("AMAZON-ASSESSMENT", "--ami-product"),
+        ("AMAZON-MALWARE", "--ami-guardduty"),
+    ],
+)
+def test_amazons_checks_not_asked_for_skip_without_describing_the_ami(
+    pytestconfig: pytest.Config, policy_id: str, option: str
+) -> None:
+    target = UndescribableAmi()
+    run = TargetRun(target, target.settings, pytestconfig)
+
+    outcome = judge(get_policy(policy_id), run, quiet)
+
+    assert outcome.verdict is Verdict.SKIP
+    assert option in outcome.reason
+    assert target.describes == 0
+
+
+def test_a_manual_attestation_stays_manual_when_the_ami_cannot_be_described(
+    pytestconfig: pytest.Config,
+) -> None:
+    target = UndescribableAmi()
+    run = TargetRun(target, target.settings, pytestconfig)
+    with pytest.raises(CloudError):
+        judge(get_policy("AMI-ARCH"), run, quiet)
+
+    outcome = judge(get_policy("MANUAL-CONSENT"), run, quiet)
+
+    assert outcome.verdict is Verdict.MANUAL

@@ -212,7 +212,11 @@ def test_refused_authentication_is_one_line_naming_the_target(
 
     result.stdout.fnmatch_lines(
         [
-            f"SUDO: ssh://admin@{compliant.address}:22: admin@{compliant.address}:22 refused *"
+            # The first policy shows the reason; the others refer to it.
+            f"SSH-PASSWORD: ssh://admin@{compliant.address}:22: "
+            f"admin@{compliant.address}:22 refused *",
+            f"SUDO: not checked, ssh://admin@{compliant.address}:22 could not be "
+            "opened (the reason is shown under SSH-PASSWORD)",
         ]
     )
     assert "Traceback" not in result.stdout.str()
@@ -243,8 +247,8 @@ def test_a_key_with_a_passphrase_is_named_as_such(
 
     result.stdout.fnmatch_lines(
         [
-            f"SUDO: ssh://admin@{compliant.address}:22: the key * is protected by a "
-            "passphrase*ssh-add*"
+            f"SSH-PASSWORD: ssh://admin@{compliant.address}:22: the key * is "
+            "protected by a passphrase*ssh-add*"
         ]
     )
     assert "refused the key" not in result.stdout.str()

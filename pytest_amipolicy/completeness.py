@@ -1,0 +1,99 @@
+"""Whether every collected policy got a verdict, and why a run stopped short.
+
+A run cut off by Ctrl-C, a signal, ``-x`` or ``--maxfail`` still writes its
+reports; without this they would read like a finished run in which the missing
+policies simply do not exist. The reports, the JSON evidence and the terminal
+summary ask :class:`Completeness` which policies of each target were not run.
+
+Registered on every process when a target is named; the controller is the one
+whose answers count. There the collected items are known from the session
+(no xdist) or from the node ids each worker reports (xdist), and the verdicts
+from the setup reports that carry a policy record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from pytest_amipolicy.items import PROPERTY, PolicyItem, item_name
+
+
+class Completeness:
+    """Tracks the policy items collected per target and those given a verdict."""
+
+    def __init__(self, labels: Sequence[str], policy_ids: Sequence[str]) -> None:
+        # Node id -> (target label, policy ID) for every item the plugin can
+        # make, with and without the "@label" suffix xdist's loadgroup adds.
+        self._known: dict[str, tuple[str, str]] = {}
+        for label in labels:
+            for policy_id in policy_ids:
+                nodeid = f"amipolicy::{item_name(label, policy_id)}"
+                self._known[nodeid] = self._known[f"{nodeid}@{label}"] = (
+                    label,
+                    policy_id,
+                )
+        self._order = {policy_id: index for index, policy_id in enumerate(policy_ids)}
+
+        self.expected: dict[str, tuple[str, str]] = {}
+        self.judged: set[str] = set()
+        self.interrupted = False
+        # pytest's own words when -x or --maxfail stopped the run.
+        self.stopped: str | None = None
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        for item in session.items:
+            if isinstance(item, PolicyItem):
+                self.expected[item.nodeid] = (item.target_label, item.policy.id)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(
+        self, node: Any, ids: Sequence[str]
+    ) -> None:
+        # The controller collects nothing itself; every worker reports the
+        # same ids after deselection.
+        for nodeid in ids:
+            known = self._known.get(nodeid)
+            if known is not None:
+                self.expected[nodeid] = known
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "setup":
+            return
+        if any(name == PROPERTY for name, _ in report.user_properties):
+            self.judged.add(report.nodeid)
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[Any]) -> None:
+        # Ctrl-C, SIGTERM (the plugin turns it into an interrupt), pytest.exit().
+        self.interrupted = True
+
+    # First, so that the report writers (which run last) see the outcome.
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if exitstatus == pytest.ExitCode.INTERRUPTED:
+            self.interrupted = True
+
+        stop = session.shouldfail or session.shouldstop
+        if stop:
+            self.stopped = stop if isinstance(stop, str) else "stopped early"
+
+    def not_run(self) -> dict[str, list[str]]:
+        """Target label -> the IDs of its collected policies that got no verdict."""
+        missing: dict[str, list[str]] = {}
+        for nodeid, (label, policy_id) in self.expected.items():
+            if nodeid not in self.judged:
+                missing.setdefault(label, []).append(policy_id)
+
+        for policy_ids in missing.values():
+            policy_ids.sort(key=lambda policy_id: self._order.get(policy_id, 0))
+        return missing
+
+    def expected_count(self, label: str) -> int:
+        """How many policies of ``label`` were collected to run."""
+        return sum(1 for known, _ in self.expected.values() if known == label)
+
+    @property
+    def complete(self) -> bool:
+        return not self.interrupted and not self.not_run()
