@@ -333,10 +333,7 @@ def judge(policy: Policy, run: TargetRun, progress: Progress) -> Outcome:
         return policy.check(Facts(target=run.label, platform="manual"))
 
     if "ami" in policy.platforms:
-        not_an_ami = not_applicable(
-            f"{policy.id} reads the EC2 attributes of a registered AMI; "
-            f"{run.label} is not one (check it with --ami)."
-        )
+        not_an_ami = not_applicable(not_an_ami_reason(policy, run))
         if run.target.kind != "ami":
             return not_an_ami
         if not amazon_asked_for(policy, run.settings):
@@ -368,6 +365,25 @@ def judge(policy: Policy, run: TargetRun, progress: Progress) -> Outcome:
         return policy.check(facts)
     except MissingFact as missing:
         return undecided(f"{policy.id} could not be decided: {missing}")
+
+
+def not_an_ami_reason(policy: Policy, run: TargetRun) -> str:
+    """Why a policy about a registered AMI does not apply to a host or image."""
+    from pytest_amipolicy.policies import amazon
+
+    # Amazon's checks are switched on one by one: say which switch, and that
+    # it needs an --ami target, rather than only that this is no AMI.
+    if policy.id in amazon.SOURCES:
+        if not amazon_asked_for(policy, run.settings):
+            return amazon.switched_off(policy.id)
+
+        reads, _ = amazon.SOURCES[policy.id]
+        return f"{policy.id} reads {reads}; {run.label} is not one."
+
+    return (
+        f"{policy.id} reads the EC2 attributes of a registered AMI; {run.label} "
+        "is not one: check the AMI itself with --ami=ID once it is registered."
+    )
 
 
 def amazon_asked_for(policy: Policy, settings: Settings) -> bool:
