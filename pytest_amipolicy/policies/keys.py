@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import hashlib
 import re
 from dataclasses import dataclass
@@ -281,11 +280,15 @@ def _files(number: int) -> str:
 @dataclass(frozen=True)
 class HostKeyTimes:
     keys: list[tuple[str, int]]
-    boot: float | None
+    clock: linux.BootClock | None
+
+    @property
+    def boot(self) -> float | None:
+        return self.clock.pid1_start if self.clock else None
 
 
 def host_key_times(section: Section) -> HostKeyTimes:
-    """Host key paths with their earliest known time, and PID 1's start."""
+    """Host key paths with their earliest known time, and the boot's clock."""
     keys = []
     for line in section.output.splitlines():
         fields = line.split(" ", 3)
@@ -297,31 +300,24 @@ def host_key_times(section: Section) -> HostKeyTimes:
             times = [t for t in stamps if t > 0]
             keys.append((fields[3], min(times) if times else 0))
 
-    return HostKeyTimes(keys, linux.boot_time(section))
-
-
-def _utc(epoch: float) -> str:
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return HostKeyTimes(keys, linux.boot_clock(section))
 
 
 def _readable_times(times: HostKeyTimes) -> str:
     """The times in words, above the script's raw lines they come from."""
-    if times.boot is None:
+    if times.clock is None:
         return ""
-    boot = times.boot
-    lines = [f"PID 1 started {_utc(boot)}"]
+    lines = times.clock.describe()
     for path, made in times.keys:
         if made <= 0:
             lines.append(f"{path}: no file time could be read")
             continue
-        offset = int(made - boot)
-        when = f"{offset} s after" if offset >= 0 else f"{-offset} s before"
-        lines.append(f"{path}: made {_utc(made)}, {when} PID 1 started")
+        _, why = times.clock.judge(made)
+        lines.append(f"{path}: made {linux.utc(made)}, {why}")
     return (
         "\n".join(lines)
         + "\n\nraw: hostkey MTIME BIRTH PATH in epoch seconds; PID 1 started at "
-        "btime + pid1_start_ticks / clk_tck\n"
+        "btime + pid1_start_ticks / clk_tck; bootmark is a file PID 1 made at boot\n"
     )
 
 
@@ -346,18 +342,17 @@ def check_host_keys(facts: Facts) -> Outcome:
         "host key times against the start of PID 1 (this boot)",
         _readable_times(times) + section.output,
     )
-    if not section.ok or times.boot is None:
+    clock = times.clock
+    if not section.ok or clock is None:
         return undecided("the boot time of PID 1 could not be read", evidence)
     if not times.keys:
         return undecided("no host key file was found", evidence)
     if any(t == 0 for _, t in times.keys):
         return undecided("a host key's file times could not be read", evidence)
 
-    limit = times.boot - linux.BOOT_TOLERANCE_SECONDS
+    judged = [(path, made, *clock.judge(made)) for path, made in times.keys]
     old = [
-        f"{path} ({int(times.boot - t)} s before boot)"
-        for path, t in times.keys
-        if t < limit
+        f"{path} (made {why})" for path, _, this_boot, why in judged if not this_boot
     ]
     if old:
         return failed(
@@ -365,6 +360,27 @@ def check_host_keys(facts: Facts) -> Outcome:
             evidence,
             findings=tuple(old),
         )
+
+    count = len(times.keys)
+    early = [path for path, made, _, _ in judged if made < clock.pid1_start]
+    if not early:
+        return passed(f"all {count} host keys were made after PID 1 started", evidence)
+    stepped = any(
+        made < clock.pid1_start - linux.BOOT_TIME_SLACK_SECONDS
+        for path, made, _, _ in judged
+    )
+    if stepped:
+        how = (
+            f"after PID 1's first files, the clock being put forward "
+            f"{linux.span(clock.put_forward)} since"
+        )
+    else:
+        how = (
+            f"within the {linux.BOOT_TIME_SLACK_SECONDS} s by which whole-second "
+            "times can differ"
+        )
     return passed(
-        f"all {len(times.keys)} host keys were made after PID 1 started", evidence
+        f"all {count} host keys were made during this boot ({len(early)} of them "
+        f"before PID 1's start as read now, {how})",
+        evidence,
     )

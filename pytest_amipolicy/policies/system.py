@@ -530,16 +530,16 @@ def check_region_agnostic(facts: Facts) -> Outcome:
 
 
 def _written_this_boot(facts: Facts, section: Section) -> set[str]:
-    """Paths of the files with hits that were last written after PID 1 started."""
-    boot = (
-        linux.boot_time(facts.section("host-keys")) if facts.has("host-keys") else None
+    """Paths of the files with hits that were last written during this boot."""
+    clock = (
+        linux.boot_clock(facts.section("host-keys")) if facts.has("host-keys") else None
     )
-    if boot is None:
+    if clock is None:
         return set()
 
     written = set()
     for value in linux.markers(section, "written"):
         stamp, _, path = value.partition(" ")
-        if stamp.isdigit() and int(stamp) >= boot - linux.BOOT_TOLERANCE_SECONDS:
+        if stamp.isdigit() and clock.judge(int(stamp))[0]:
             written.add(path)
     return written

@@ -128,6 +128,54 @@ def test_a_host_key_made_at_boot_passes() -> None:
     )
 
 
+def test_a_host_key_a_minute_older_than_boot_was_shipped() -> None:
+    outcome = check_host_keys(factsets.debian(host_keys=host_keys(1_699_999_940)))
+
+    assert outcome.verdict is Verdict.FAIL
+    assert "60 s before PID 1 started: older than this boot" in outcome.reason
+
+
+def test_a_host_key_a_second_before_boot_is_of_this_boot() -> None:
+    outcome = check_host_keys(factsets.debian(host_keys=host_keys(1_699_999_999)))
+
+    assert outcome.verdict is Verdict.PASS
+    assert "whole-second times can differ" in outcome.reason
+
+
+def stepped_clock(key_time: int, run_fs: str = "tmpfs") -> factsets.Section:
+    """A boot whose notify socket is 90 s older than PID 1's start as read now."""
+    mark = 1_699_999_910
+    text = host_keys(key_time).output + (
+        f"run_fs {run_fs}\nbootmark {mark} {mark} /run/systemd/notify\n"
+    )
+    return section("host-keys", text)
+
+
+def test_a_host_key_made_before_a_clock_step_after_boot_is_of_this_boot() -> None:
+    outcome = check_host_keys(factsets.debian(host_keys=stepped_clock(1_699_999_940)))
+
+    (evidence,) = outcome.evidence
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert "the clock being put forward 90 s since" in outcome.reason
+    assert "the clock was put forward that much after boot" in evidence.output
+
+
+def test_a_host_key_older_than_the_boot_mark_was_shipped() -> None:
+    outcome = check_host_keys(factsets.debian(host_keys=stepped_clock(1_699_990_000)))
+
+    assert outcome.verdict is Verdict.FAIL
+
+
+def test_a_boot_mark_outside_a_tmpfs_run_is_not_trusted() -> None:
+    keys = stepped_clock(1_699_999_940, run_fs="ext4")
+
+    outcome = check_host_keys(factsets.debian(host_keys=keys))
+
+    (evidence,) = outcome.evidence
+    assert outcome.verdict is Verdict.FAIL
+    assert "a clock step since boot could not be seen" in evidence.output
+
+
 def test_host_keys_without_boot_time_are_an_error() -> None:
     facts = factsets.debian(host_keys=section("host-keys", "hostkey 1 1 /etc/ssh/k\n"))
 
@@ -559,7 +607,7 @@ def test_host_key_evidence_gives_the_times_in_words_against_pid_1() -> None:
     assert outcome.verdict is Verdict.FAIL
     assert "PID 1 started 2023-11-14 22:13:20 UTC" in evidence.output
     assert (
-        "/etc/ssh/ssh_host_ed25519_key: made 2023-11-14 21:13:20 UTC, 3600 s before "
+        "/etc/ssh/ssh_host_ed25519_key: made 2023-11-14 21:13:20 UTC, 60 min before "
         "PID 1 started" in evidence.output
     )
     assert "hostkey 1699996400 1699996400 /etc/ssh/ssh_host_ed25519_key" in (

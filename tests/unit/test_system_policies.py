@@ -375,6 +375,18 @@ def test_a_region_in_a_file_older_than_the_boot_is_baked_in() -> None:
     assert outcome.findings == ("/opt/app/app.conf:9:ami-0123456789abcdef0",)
 
 
+def test_a_region_in_a_file_written_a_minute_before_boot_is_baked_in() -> None:
+    region = section(
+        "region",
+        "/etc/apt/sources.list:3:us-east-1.ec2.archive.ubuntu.com\n"
+        f"@@written {RECORDED_BOOT - 60} /etc/apt/sources.list@@\n",
+    )
+
+    outcome = check_region_agnostic(factsets.debian(region=region))
+
+    assert outcome.verdict is Verdict.FAIL
+
+
 def test_without_a_boot_time_every_region_reference_counts() -> None:
     region = section(
         "region",
