@@ -57,7 +57,9 @@ Sections of the fast script:
                               was typed (``sshpass -p``, a variable's name) or
                               that a private key is PuTTY's; what was read:
                               ``@@scan-mount PATH TYPE@@``, ``@@scan-pseudo
-                              PATH TYPE@@`` (skipped), ``@@scan-root PATH@@``,
+                              PATH TYPE@@`` and ``@@scan-inside-skipped PATH
+                              TYPE@@`` (skipped), ``@@scan-volumes PATH@@``,
+                              ``@@scan-doc PATH@@``, ``@@scan-root PATH@@``,
                               ``@@scan-root-missing PATH@@``, ``@@truncated
                               after Ns@@`` and ``@@scanned mounts= max_kb=
                               timeout= files= candidates= seconds=@@``

@@ -404,6 +404,37 @@ literal='("[^"$]{3,}"|'\''[^'\'']{3,}'\''|[^-"'\''$%/[:space:];&|#][^[:space:];&
 glued='("[^"]+"|'\''[^'\'']+'\''|[^-"'\''$[:space:];&|][^[:space:];&|]*)'
 pseudo_fs='^(proc|sysfs|devtmpfs|devpts|tmpfs|cgroup2?|securityfs|pstore|debugfs|tracefs|configfs|fusectl|mqueue|hugetlbfs|bpf|autofs|binfmt_misc|nsfs|rpc_pipefs|efivarfs|ramfs|squashfs|nfs4?|cifs|9p|virtiofs|fuse\..*|overlay_placeholder)$'
 
+# Runs "$@" (a find) with what is left of the scan's deadline; past it, or when
+# timeout stops the command, marks the scan as cut short.
+within_deadline() {
+    _left=$((_deadline - $(date +%s)))
+    [ $_left -gt 0 ] || { : >"$tmpd/timeout"; return 1; }
+    if have timeout; then
+        timeout "$_left" "$@"
+    else
+        "$@"
+    fi
+    [ $? = 124 ] && : >"$tmpd/timeout"
+    return 0
+}
+
+# Directories of /usr/share/doc that no installed package owns: put there by
+# hand or by a build script, so they may hold a seller's own notes. Without a
+# package database every directory counts.
+unowned_docs() {
+    [ -d /usr/share/doc ] || return 0
+    if [ -d /var/lib/dpkg/info ] && have dpkg-query; then
+        # dpkg's file lists name every directory a package made
+        cat /var/lib/dpkg/info/*.list 2>/dev/null | grep -E '^/usr/share/doc/[^/]+$' | sort -u >"$tmpd/owned-docs"
+        find /usr/share/doc -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort | comm -23 - "$tmpd/owned-docs"
+    elif have rpm; then
+        find /usr/share/doc -mindepth 1 -maxdepth 1 -type d -print0 2>/dev/null | xargs -0 -r rpm -qf 2>/dev/null |
+            sed -n 's/^file \(.*\) is not owned by any package$/\1/p'
+    else
+        echo /usr/share/doc
+    fi
+}
+
 scan_files() {
     {
         if [ "$mounts" = 1 ]; then
@@ -413,20 +444,35 @@ scan_files() {
                     echo "@@scan-pseudo $_m $_type@@" >>"$tmpd/scanned"
                     continue
                 fi
+                case $_m in
+                /proc/* | /sys/* | /dev/* | /run/*)
+                    # Inside what every filesystem's search leaves out: such as
+                    # a container manager's bind mounts in /run/host, which
+                    # hold the host's files, not the image's.
+                    echo "@@scan-inside-skipped $_m $_type@@" >>"$tmpd/scanned"
+                    continue
+                    ;;
+                esac
                 echo "@@scan-mount $_m $_type@@" >>"$tmpd/scanned"
-                _left=$((_deadline - $(date +%s)))
-                [ $_left -gt 0 ] || { : >"$tmpd/timeout"; break; }
-                _limit=""
-                have timeout && _limit="timeout $_left"
-                $_limit find "$_m" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
+                within_deadline find "$_m" -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
                     -o -path /var/lib/apt/lists -o -path /var/cache -o -path /var/lib/dpkg \
                     -o -path /usr/share/doc -o -path /usr/share/man -o -path /usr/share/locale \
                     -o -path /usr/share/icons -o -path /usr/share/zoneinfo -o -path /usr/include \
                     -o -path /usr/lib/modules -o -path /lib/modules -o -path /usr/src \
                     -o -path /var/lib/docker -o -path /var/lib/containerd -o -path /var/lib/containers \
                     -o -path /snap -o -path "$tmpd" \) -prune \
-                    -o -type f ! -size +"${max_kb}"k -print 2>/dev/null
-                [ $? = 124 ] && : >"$tmpd/timeout"
+                    -o -type f ! -size +"${max_kb}"k -print 2>/dev/null || break
+            done
+            # Container images are other people's layers, but volumes hold the
+            # machine's own data, where a secret may have been left.
+            for _v in /var/lib/docker/volumes /var/lib/containers/storage/volumes; do
+                [ -d "$_v" ] || continue
+                echo "@@scan-volumes $_v@@" >>"$tmpd/scanned"
+                within_deadline find "$_v" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null || break
+            done
+            unowned_docs | while read -r _d; do
+                echo "@@scan-doc $_d@@" >>"$tmpd/scanned"
+                within_deadline find "$_d" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null || break
             done
         fi
         _old_ifs=$IFS
@@ -435,14 +481,9 @@ scan_files() {
             IFS=$_old_ifs
             [ -d "$_r" ] || { echo "@@scan-root-missing $_r@@" >>"$tmpd/scanned"; continue; }
             echo "@@scan-root $_r@@" >>"$tmpd/scanned"
-            _left=$((_deadline - $(date +%s)))
-            [ $_left -gt 0 ] || { : >"$tmpd/timeout"; break; }
-            _limit=""
-            have timeout && _limit="timeout $_left"
             # -xdev: a root holding a mounted /proc would otherwise hang on
             # files such as /proc/kmsg that never end.
-            $_limit find "$_r" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null
-            [ $? = 124 ] && : >"$tmpd/timeout"
+            within_deadline find "$_r" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null || break
         done
         IFS=$_old_ifs
     } | sort -u | tr '\n' '\0' >"$tmpd/files"
@@ -674,6 +715,10 @@ mounts_facts() {
         echo "# /proc/mounts"
         cat /proc/mounts
     fi
+    # systemd's container interface: a container manager says who it is here,
+    # and mounts the host's files below /run/host.
+    [ -r /run/host/container-manager ] && echo "# container manager: $(head -n 1 /run/host/container-manager)"
+    return 0
 }
 
 fscrypt_facts() {

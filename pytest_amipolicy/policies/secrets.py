@@ -27,9 +27,9 @@ HOST_KEY_GLOB = "/etc/ssh/ssh_host_*key"
 MAX_SHOWN = 60
 # Directories the scan prunes on every mount (linux.sh, scan_files), in words.
 PRUNED = (
-    "/proc, /sys, /dev and /run, package lists and caches, documentation, man "
-    "pages, locales, icons, time zones, headers, kernel modules and sources, "
-    "container storage and snaps"
+    "/proc, /sys, /dev and /run, package lists and caches, documentation that "
+    "packages installed, man pages, locales, icons, time zones, headers, kernel "
+    "modules and sources, container images and snaps"
 )
 SERVICE_FILES = (
     "systemd units and drop-ins, their EnvironmentFile= files, /etc/environment, "
@@ -84,6 +84,9 @@ def scan_summary(scan: Section) -> list[str]:
     pseudo = [m.partition(" ")[2] for m in linux.markers(scan, "scan-pseudo")]
     roots = linux.markers(scan, "scan-root")
     absent = linux.markers(scan, "scan-root-missing")
+    inside = [m.partition(" ")[0] for m in linux.markers(scan, "scan-inside-skipped")]
+    volumes = linux.markers(scan, "scan-volumes")
+    docs = linux.markers(scan, "scan-doc")
     lines = []
 
     if mounts:
@@ -97,8 +100,17 @@ def scan_summary(scan: Section) -> list[str]:
             f"skipped: {counted(len(pseudo), 'pseudo-filesystem')} (kernel, "
             f"memory and network filesystems: {kinds})"
         )
+    if inside:
+        lines.append(
+            f"skipped: {counted(len(inside), 'mount')} inside /proc, /sys, /dev or "
+            f"/run, such as a container manager's (/run/host): {', '.join(inside)}"
+        )
     if mounts:
         lines.append(f"skipped on every filesystem: {PRUNED}")
+    if volumes:
+        lines.append(f"container volumes read: {', '.join(volumes)}")
+    if docs:
+        lines.append(f"documentation no package owns, read: {', '.join(docs)}")
     if roots:
         lines.append(f"directories read: {', '.join(roots)}")
     if absent:

@@ -342,6 +342,18 @@ def mounts(output: str) -> list[Mount]:
     return result
 
 
+# Where systemd's container interface puts the host's files in a container.
+CONTAINER_HOST_DIR = "/run/host"
+
+
+def container_manager(mounts_output: str) -> str:
+    """The container manager the mounts section names ('' outside a container)."""
+    for line in mounts_output.splitlines():
+        if line.startswith("# container manager:"):
+            return line.partition(":")[2].strip() or "the container manager"
+    return ""
+
+
 def _block_devices(lsblk: str) -> list[dict[str, Any]]:
     try:
         tree = json.loads(lsblk).get("blockdevices", [])
@@ -399,7 +411,12 @@ def check_filesystems(facts: Facts) -> Outcome:
     notes: list[str] = []
     judged: list[str] = []
     not_judged: list[str] = []
+    manager = container_manager(section.output)
+    managers_mounts: list[str] = []
     for mount in mounts(section.output):
+        if manager and (mount.target + "/").startswith(CONTAINER_HOST_DIR + "/"):
+            managers_mounts.append(mount.target)
+            continue
         if mount.fstype == "overlay" and mount.target == "/":
             notes.append(
                 "/ is an overlay, as in a container, not a block filesystem: the "
@@ -427,6 +444,12 @@ def check_filesystems(facts: Facts) -> Outcome:
             _mounts_summary(section.output, judged, not_judged),
         )
     ]
+    if managers_mounts:
+        notes.append(
+            f"not judged: {', '.join(dict.fromkeys(managers_mounts))}, which "
+            f"{manager} mounted from "
+            "the host it runs on; they are not part of the image"
+        )
     if facts.has("lsblk"):
         lsblk = facts.section("lsblk")
         evidence.append(
@@ -436,12 +459,18 @@ def check_filesystems(facts: Facts) -> Outcome:
                 or lsblk.output,
             )
         )
-        for device in _block_devices(lsblk.output):
+        if manager:
+            # A container sees the host's disks, not disks of its own.
+            notes.append(
+                f"the block devices listed, and any dm-crypt target, are those of "
+                f"the host that {manager} runs on, not the image's: not judged"
+            )
+        for device in [] if manager else _block_devices(lsblk.output):
             if device.get("fstype") == "crypto_LUKS" or device.get("type") == "crypt":
                 problems.append(
                     f"{device.get('name')} is encrypted ({device.get('fstype') or device.get('type')})"
                 )
-    if facts.has("dmcrypt"):
+    if facts.has("dmcrypt") and not manager:
         dm = facts.section("dmcrypt")
         lines = [ln for ln in dm.output.splitlines() if " crypt " in ln]
         if dm.ok and lines:
@@ -463,6 +492,13 @@ def check_filesystems(facts: Facts) -> Outcome:
             "; ".join(sorted(set(problems))),
             *evidence,
             findings=tuple(sorted(set(problems))),
+        )
+    if manager and not judged:
+        return passed(
+            f"no block filesystem is mounted in this {manager} container and none "
+            "is encrypted; the image's own disk layout is judged on an instance "
+            "(--ami)",
+            *evidence,
         )
     return passed(
         "every block filesystem has a supported type and none is encrypted", *evidence

@@ -600,6 +600,25 @@ def test_a_whole_machine_scan_names_its_filesystems_and_the_pseudo_ones_it_skipp
     assert "the 60 s deadline was hit" in text
 
 
+def test_the_scan_names_the_mounts_it_left_out_and_the_extra_places_it_read() -> None:
+    scan = section(
+        "secrets",
+        "@@scan-mount / overlay@@\n"
+        "@@scan-inside-skipped /run/host/incoming ext4@@\n"
+        "@@scan-volumes /var/lib/docker/volumes@@\n"
+        "@@scan-doc /usr/share/doc/acme-agent@@\n"
+        "@@scanned mounts=1 max_kb=1024 timeout=60 files=10 candidates=0 "
+        "seconds=1@@\n",
+    )
+
+    text = scanned(factsets.debian(secrets=scan, service_env=section("service-env")))
+
+    assert "skipped: 1 mount inside /proc, /sys, /dev or /run" in text
+    assert "(/run/host): /run/host/incoming" in text
+    assert "container volumes read: /var/lib/docker/volumes" in text
+    assert "documentation no package owns, read: /usr/share/doc/acme-agent" in text
+
+
 def test_host_key_evidence_gives_the_times_in_words_against_pid_1() -> None:
     outcome = check_host_keys(factsets.debian(host_keys=host_keys(1_699_996_400)))
 

@@ -328,6 +328,52 @@ def test_a_container_root_on_overlay_is_noted_not_failed() -> None:
     assert any("overlay" in e.output for e in outcome.evidence)
 
 
+def in_nspawn(*lines: str) -> factsets.Section:
+    """A mounts section as seen inside a systemd-nspawn container."""
+    listed = mounts(*lines)
+    return section("mounts", listed.output + "# container manager: systemd-nspawn\n")
+
+
+def test_a_container_managers_mounts_of_the_host_are_not_the_images() -> None:
+    facts = factsets.debian(
+        mounts=in_nspawn(
+            "/ overlay overlay rw",
+            "/run/host/incoming /dev/vda btrfs ro",
+            "/run/host/os-release /dev/vda btrfs ro",
+        )
+    )
+
+    outcome = check_filesystems(facts)
+
+    notes = outcome.evidence[-1].output
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert "judged on an instance (--ami)" in outcome.reason
+    assert "/run/host/incoming, /run/host/os-release, which systemd-nspawn" in notes
+
+
+def test_a_run_host_mount_outside_a_container_is_judged() -> None:
+    facts = factsets.debian(
+        mounts=mounts("/ /dev/nvme0n1p1 ext4 rw", "/run/host/data /dev/vdb btrfs rw")
+    )
+
+    assert check_filesystems(facts).verdict is Verdict.FAIL
+
+
+def test_the_hosts_encrypted_disk_seen_from_a_container_is_not_judged() -> None:
+    lsblk = {"blockdevices": [{"name": "vda", "type": "disk", "fstype": "crypto_LUKS"}]}
+    facts = factsets.debian(
+        mounts=in_nspawn("/ overlay overlay rw"),
+        lsblk=section("lsblk", json.dumps(lsblk)),
+    )
+
+    outcome = check_filesystems(facts)
+
+    assert outcome.verdict is Verdict.PASS, outcome.reason
+    assert (
+        "those of the host that systemd-nspawn runs on" in outcome.evidence[-1].output
+    )
+
+
 def test_region_specific_configuration_fails_for_review() -> None:
     region = section(
         "region",
