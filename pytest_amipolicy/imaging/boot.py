@@ -110,7 +110,9 @@ def booted(
         if prepare is not None:
             prepare(merged)
 
-        instance_id = f"i-{uuid.uuid4().hex[:17]}"
+        # Not shaped like an EC2 id: it shows in the evidence (sudo names the
+        # host), where it must not pass for a real instance.
+        instance_id = f"amipolicy-local-{uuid.uuid4().hex[:12]}"
         _write_seed(merged, instance_id, login_user, public_key)
         stand_in = _os_release_stand_in(merged)
 

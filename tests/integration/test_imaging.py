@@ -90,6 +90,15 @@ def test_the_login_user_gets_in_with_the_launch_key_and_sudo(
     assert output.split() == ["admin", "sudo-ok"]
 
 
+def test_the_machine_is_named_as_local_not_as_an_ec2_instance(
+    machine: BootedMachine, launch_key: LaunchKey
+) -> None:
+    status, output = run(machine, launch_key, "hostname")
+
+    assert status == 0, output
+    assert output.strip().startswith("amipolicy-local-")
+
+
 def test_boot_to_ssh_meets_the_goal(machine: BootedMachine) -> None:
     assert machine.boot_time < BOOT_TIME_GOAL
 
