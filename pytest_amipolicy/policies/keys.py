@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from pytest_amipolicy.catalogue import policy
-from pytest_amipolicy.facts import Facts, MissingFact, Section, linux
+from pytest_amipolicy.facts import Facts, MissingFact, Section, bootclock, linux
 from pytest_amipolicy.verdicts import Evidence, Outcome, failed, passed, undecided
 
 FAMILY = "keys"
@@ -280,7 +280,7 @@ def _files(number: int) -> str:
 @dataclass(frozen=True)
 class HostKeyTimes:
     keys: list[tuple[str, int]]
-    clock: linux.BootClock | None
+    clock: bootclock.BootClock | None
 
     @property
     def boot(self) -> float | None:
@@ -300,7 +300,7 @@ def host_key_times(section: Section) -> HostKeyTimes:
             times = [t for t in stamps if t > 0]
             keys.append((fields[3], min(times) if times else 0))
 
-    return HostKeyTimes(keys, linux.boot_clock(section))
+    return HostKeyTimes(keys, bootclock.boot_clock(section))
 
 
 def _readable_times(times: HostKeyTimes) -> str:
@@ -313,7 +313,7 @@ def _readable_times(times: HostKeyTimes) -> str:
             lines.append(f"{path}: no file time could be read")
             continue
         _, why = times.clock.judge(made)
-        lines.append(f"{path}: made {linux.utc(made)}, {why}")
+        lines.append(f"{path}: made {bootclock.utc(made)}, {why}")
     return (
         "\n".join(lines)
         + "\n\nraw: hostkey MTIME BIRTH PATH in epoch seconds; PID 1 started at "
@@ -366,17 +366,17 @@ def check_host_keys(facts: Facts) -> Outcome:
     if not early:
         return passed(f"all {count} host keys were made after PID 1 started", evidence)
     stepped = any(
-        made < clock.pid1_start - linux.BOOT_TIME_SLACK_SECONDS
+        made < clock.pid1_start - bootclock.BOOT_TIME_SLACK_SECONDS
         for path, made, _, _ in judged
     )
     if stepped:
         how = (
             f"after PID 1's first files, the clock being put forward "
-            f"{linux.span(clock.put_forward)} since"
+            f"{bootclock.span(clock.put_forward)} since"
         )
     else:
         how = (
-            f"within the {linux.BOOT_TIME_SLACK_SECONDS} s by which whole-second "
+            f"within the {bootclock.BOOT_TIME_SLACK_SECONDS} s by which whole-second "
             "times can differ"
         )
     return passed(

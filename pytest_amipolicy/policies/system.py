@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_amipolicy.catalogue import policy
-from pytest_amipolicy.facts import Facts, MissingFact, Section, linux
+from pytest_amipolicy.facts import Facts, MissingFact, Section, bootclock, linux
 from pytest_amipolicy.policies import pending
 from pytest_amipolicy.verdicts import (
     Evidence,
@@ -568,7 +568,9 @@ def check_region_agnostic(facts: Facts) -> Outcome:
 def _written_this_boot(facts: Facts, section: Section) -> set[str]:
     """Paths of the files with hits that were last written during this boot."""
     clock = (
-        linux.boot_clock(facts.section("host-keys")) if facts.has("host-keys") else None
+        bootclock.boot_clock(facts.section("host-keys"))
+        if facts.has("host-keys")
+        else None
     )
     if clock is None:
         return set()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_amipolicy.catalogue import all_policies
-from pytest_amipolicy.facts import Facts, MissingFact, linux
+from pytest_amipolicy.facts import Facts, MissingFact, bootclock, linux
 from pytest_amipolicy.policies.system import (
     check_eol,
     check_filesystems,
@@ -388,7 +388,7 @@ def test_region_specific_configuration_fails_for_review() -> None:
 # When PID 1 of the recorded Debian machine started, read from its facts so
 # that recording them again keeps these times on either side of the boot.
 RECORDED_BOOT = int(
-    linux.boot_time(linux.parse(factsets.real_output())["host-keys"]) or 0
+    bootclock.boot_time(linux.parse(factsets.real_output())["host-keys"]) or 0
 )
 BEFORE_BOOT, AFTER_BOOT = RECORDED_BOOT - 300_000, RECORDED_BOOT + 50
 
