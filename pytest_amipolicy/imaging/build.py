@@ -10,6 +10,11 @@ keyed by a hash of the recipe. The tree is built in a temporary directory next
 to the cache entry and renamed into place, so an interrupted build leaves no
 half-built entry, and a file lock keeps parallel test workers from building the
 same recipe twice.
+
+An entry whose package lists are older than REBUILD_AFTER_SECONDS is built
+again: the container it boots in has no network, so UPDATES judges by those
+lists, and only while they are fresh. The old tree is set aside rather than
+deleted, since a container may still run on it, and removed a day later.
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ PACKAGES = (
 )
 
 LOGIN_USER = "admin"
+
+# Half the age at which UPDATES stops trusting package lists it cannot refresh
+# (linux.sh, apt_updates): a cached tree is rebuilt well before that.
+REBUILD_AFTER_SECONDS = 6 * 3600
+# Set-aside trees older than this have no container left on them.
+RETIRED_KEPT_SECONDS = 24 * 3600
 
 # Bumped whenever the preparation below changes, so cached trees are rebuilt.
 PREPARE_VERSION = "7"
@@ -169,7 +180,7 @@ def build_debian_image(
     entry = base / key
     rootfs = entry / "rootfs"
 
-    if rootfs.is_dir():
+    if rootfs.is_dir() and not lists_are_stale(rootfs):
         logger.debug("test image %s found in the cache at %s", key, rootfs)
         return rootfs
 
@@ -190,13 +201,60 @@ def build_debian_image(
             _report(progress, f"waiting for another process building image {key}")
             fcntl.flock(lock, fcntl.LOCK_EX)
 
-        if rootfs.is_dir():
+        if rootfs.is_dir() and not lists_are_stale(rootfs):
             return rootfs
 
         _remove_stale_builds(base, key)
-        _build(base, key, progress, extra_packages)
+        _remove_retired(base, key)
+        if rootfs.is_dir():
+            _rebuild(base, key, progress, extra_packages)
+        else:
+            _build(base, key, progress, extra_packages)
 
     return rootfs
+
+
+def lists_are_stale(rootfs: Path) -> bool:
+    """Whether the tree's newest package list is older than REBUILD_AFTER_SECONDS."""
+    lists = list((rootfs / "var/lib/apt/lists").glob("*_Packages"))
+    if not lists:
+        return False
+
+    newest = max(path.stat().st_mtime for path in lists)
+    return time.time() - newest > REBUILD_AFTER_SECONDS
+
+
+def _rebuild(
+    base: Path,
+    key: str,
+    progress: Callable[[str], None] | None,
+    extra_packages: tuple[str, ...],
+) -> None:
+    """Build the entry again, keeping the old tree when the build fails."""
+    entry = base / key
+    hours = REBUILD_AFTER_SECONDS // 3600
+    _report(progress, f"the test image's package lists are over {hours} hours old")
+    retired = base / f".retired-{key}-{os.getpid()}-{int(time.time())}"
+    entry.rename(retired)
+    try:
+        _build(base, key, progress, extra_packages)
+    except ImageError as error:
+        # Offline, say: the old tree still serves, though UPDATES will be an
+        # error on it once its lists pass 12 hours.
+        retired.rename(entry)
+        _report(progress, f"kept the old test image, as building it failed: {error}")
+    except BaseException:
+        retired.rename(entry)
+        raise
+
+
+def _remove_retired(base: Path, key: str) -> None:
+    for retired in base.glob(f".retired-{key}-*"):
+        # Set aside at the time its name ends with; its own mtime is older.
+        stamp = retired.name.rsplit("-", 1)[-1]
+        if stamp.isdigit() and time.time() - int(stamp) > RETIRED_KEPT_SECONDS:
+            logger.info("removing the set-aside test image %s", retired)
+            shutil.rmtree(retired, ignore_errors=True)
 
 
 def _try_lock(lock: IO[str]) -> bool:

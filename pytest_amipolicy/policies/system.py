@@ -220,6 +220,24 @@ NO_REPOSITORY_FIX = {
 NO_REPOSITORY_FIX["yum"] = NO_REPOSITORY_FIX["dnf"]
 
 
+STALE_LISTS_FIX = (
+    "give the machine a route to its package mirrors; an --ami-image container "
+    "has none, so refresh the image's package lists before it is checked "
+    "(the demo image's are refreshed when they are 6 hours old)"
+)
+
+
+def _refresh_failed(output: str) -> bool:
+    """Whether the updates script stopped because the package lists went stale."""
+    for line in output.splitlines():
+        if line.startswith("refresh: failed"):
+            return True
+        status = re.fullmatch(r"refresh: .* \(status (\d+)\)", line)
+        if status and status[1] != "0":
+            return True
+    return False
+
+
 @policy(
     "UPDATES",
     family=FAMILY,
@@ -242,6 +260,13 @@ def check_updates(facts: Facts) -> Outcome:
         return undecided(
             f"{manager} consults no enabled repository{said}, so pending security "
             f"updates cannot be seen; {NO_REPOSITORY_FIX[manager]}",
+            evidence,
+        )
+    if not section.ok and _refresh_failed(section.output):
+        return undecided(
+            f"{manager} could not refresh its package lists, which are older than "
+            "12 hours or failed to update, so pending security updates cannot be "
+            f"seen; {STALE_LISTS_FIX}",
             evidence,
         )
     if not section.ok or not manager or manager == "none":

@@ -185,6 +185,20 @@ def test_a_failed_package_manager_is_an_error() -> None:
     assert check_updates(updates(text, 100)).verdict is Verdict.ERROR
 
 
+def test_stale_package_lists_that_cannot_be_refreshed_are_an_error_saying_so() -> None:
+    text = (
+        "manager: apt\nrefresh: apt-get update (status 0)\n"
+        "refresh: failed, some package lists could not be fetched and are older "
+        "than 12 hours\n"
+    )
+
+    outcome = check_updates(updates(text, 100))
+
+    assert outcome.verdict is Verdict.ERROR
+    assert "apt could not refresh its package lists" in outcome.reason
+    assert "route to its package mirrors" in outcome.reason
+
+
 def test_updates_that_cannot_be_loaded_are_an_error() -> None:
     def loader(name: str) -> factsets.Section:
         raise MissingFact(name, "sudo refused")
