@@ -519,10 +519,12 @@ def check_filesystems(facts: Facts) -> Outcome:
             findings=tuple(sorted(set(problems))),
         )
     if manager and not judged:
-        return passed(
-            f"no block filesystem is mounted in this {manager} container and none "
-            "is encrypted; the image's own disk layout is judged on an instance "
-            "(--ami)",
+        # Nothing of the image's disk layout is in view: the rule cannot be
+        # applied here, which is not a pass.
+        return not_applicable(
+            f"no block filesystem of the image is mounted in this {manager} "
+            "container (none is encrypted with fscrypt); the disk layout is judged "
+            "on an instance launched from the AMI (--ami)",
             *evidence,
         )
     return passed(
