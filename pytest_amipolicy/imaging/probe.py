@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pytest_amipolicy.errors import ImageError
 from pytest_amipolicy.imaging.paths import inside
+from pytest_amipolicy.imaging.tree import tree_problem
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def _exists(root: Path, relative: str) -> bool:
 
 def _directory_problem(path: Path) -> str | None:
     if has_release_file(path):
-        return None
+        return tree_problem(path)
 
     try:
         with os.scandir(path) as listing:

@@ -29,12 +29,10 @@ from pytest_amipolicy.imaging.probe import (
     has_release_file,
     is_tar_archive,
 )
-from pytest_amipolicy.imaging.tree import first_boot_problem
+from pytest_amipolicy.imaging.tree import INIT, tree_problem
 
 logger = logging.getLogger(__name__)
 
-INIT = ("sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd")
-SSHD = "usr/sbin/sshd"
 ROOT_FILESYSTEMS = ("ext4", "ext3", "ext2", "xfs")
 
 
@@ -87,21 +85,13 @@ def _exists(root: Path, relative: str) -> bool:
 
 
 def _check_tree(path: Path, root: Path) -> None:
-    if not is_os_tree(root):
+    if not has_release_file(root):
         raise ImageError(
             f"image {path} holds no operating system (no release file such as "
-            "etc/os-release, and sbin/init or lib/systemd/systemd); point "
-            "--ami-image at the root of the image"
+            "etc/os-release); point --ami-image at the root of the image"
         )
 
-    if not _exists(root, SSHD):
-        raise ImageError(
-            f"image {path} has no SSH server ({SSHD}); install openssh-server "
-            "in the image, as buyers reach Linux AMIs over SSH"
-        )
-
-    # Found out now rather than when the SSH timeout runs out.
-    problem = first_boot_problem(root)
+    problem = tree_problem(root)
     if problem is not None:
         raise ImageError(f"image {path} {problem}")
 

@@ -37,6 +37,36 @@ PRESET_DIRS = (
 )
 
 
+INIT = ("sbin/init", "lib/systemd/systemd", "usr/lib/systemd/systemd")
+SSHD = "usr/sbin/sshd"
+
+
+def tree_problem(root: Path) -> str | None:
+    """Why the OS tree at ``root`` cannot be booted and checked, or None.
+
+    The answer completes a sentence that starts with the image's name. A
+    missing release file is the caller's to say, as it means a different fix
+    for each kind of image.
+    """
+    if root.resolve() == Path("/"):
+        return (
+            "is this machine's own root, not an image; give the root directory "
+            "of an image, a tar archive or a raw disk image"
+        )
+    if not any(_exists(root, name) for name in INIT):
+        return (
+            f"has no init ({' or '.join(INIT[:2])}), so it cannot boot; give the "
+            "root of a complete image, with systemd installed"
+        )
+    if not _exists(root, SSHD):
+        return (
+            f"has no SSH server ({SSHD}); install openssh-server in the image, as "
+            "buyers reach Linux AMIs over SSH"
+        )
+    # Found out now rather than when the SSH timeout runs out.
+    return first_boot_problem(root)
+
+
 def first_boot_problem(root: Path) -> str | None:
     """Return why ``root`` cannot be logged into after its first boot, or None."""
     if not any(_exists(root, name) for name in CLOUD_INIT):

@@ -297,7 +297,10 @@ def test_the_debian_image_with_sshd_disabled_is_refused_before_any_boot(
 
         result = pytester.runpytest(f"--ami-image={tree}", "--ami-policy=SUDO")
 
-    result.stdout.fnmatch_lines(["SUDO: image:merged: *does not start sshd at boot*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --ami-image='{tree}' does not start sshd at boot*"]
+    )
     assert "booting" not in result.stdout.str()
     assert result.duration < 30
 

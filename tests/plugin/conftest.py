@@ -19,12 +19,14 @@ def stand_in_tools(directory: Path, *names: str) -> Path:
 
 
 def release_tree(root: Path) -> Path:
-    """Make ``root`` a tree that names its release, as images are read before a run.
+    """Make ``root`` a tree that passes the checks made before a run.
 
-    Enough to pass the checks made before the run; not enough to boot.
+    It names its release and has an init, sshd and cloud-init, as empty
+    files: enough for a directory image to be accepted, not enough to boot.
     """
-    (root / "etc").mkdir(parents=True, exist_ok=True)
-    (root / "etc/os-release").write_text("ID=debian\n")
+    for name in ("etc/os-release", "sbin/init", "usr/sbin/sshd", "usr/bin/cloud-init"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("ID=debian\n" if name == "etc/os-release" else "")
     return root
 
 

@@ -129,7 +129,7 @@ def test_an_archive_is_refused_when_opened_in_one_line_before_any_boot(
     for name in OPENABLE_FILES:
         (tree / name).parent.mkdir(parents=True, exist_ok=True)
         (tree / name).touch()
-    (tree / "sbin").mkdir()
+    (tree / "sbin/init").unlink()
     (tree / "sbin/init").symlink_to("/lib/systemd/systemd")
     (tree / SSH_WANTED).parent.mkdir(parents=True)
     (tree / SSH_WANTED).symlink_to("/lib/systemd/system/ssh.service")

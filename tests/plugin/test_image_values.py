@@ -118,6 +118,29 @@ def gzip_of_text(folder: Path) -> Path:
     return path
 
 
+def tree_of_only_a_release_file(folder: Path) -> Path:
+    path = folder / "rootfs"
+    (path / "etc").mkdir(parents=True)
+    (path / "etc/os-release").write_text("ID=debian\n")
+    return path
+
+
+def tree_without_sshd(folder: Path) -> Path:
+    path = release_tree(folder / "rootfs")
+    (path / "usr/sbin/sshd").unlink()
+    return path
+
+
+def tree_without_cloud_init(folder: Path) -> Path:
+    path = release_tree(folder / "rootfs")
+    (path / "usr/bin/cloud-init").unlink()
+    return path
+
+
+def this_machines_root(folder: Path) -> Path:
+    return Path("/")
+
+
 def fifo(folder: Path) -> Path:
     path = folder / "pipe"
     os.mkfifo(path)
@@ -139,6 +162,10 @@ BAD_IMAGES: list[tuple[Maker, str]] = [
     (tar_of_a_disk_image, "*or extract a disk image it holds and give that."),
     (gzip_of_text, "cannot be listed as a tar archive (tar: This does not look*"),
     (fifo, "is neither a file nor a directory; *"),
+    (tree_of_only_a_release_file, "has no init (sbin/init or *), so it cannot boot*"),
+    (tree_without_sshd, "has no SSH server (usr/sbin/sshd); install openssh-server*"),
+    (tree_without_cloud_init, "has no cloud-init (usr/bin/cloud-init), *"),
+    (this_machines_root, "is this machine's own root, not an image; *"),
 ]
 
 
@@ -163,17 +190,17 @@ def tree_with_os_release(folder: Path) -> Path:
 
 
 def tree_with_linked_os_release(folder: Path) -> Path:
-    root = folder / "rootfs"
+    root = release_tree(folder / "rootfs")
     (root / "usr/lib").mkdir(parents=True)
     (root / "usr/lib/os-release").write_text("ID=fedora\n")
-    (root / "etc").mkdir()
+    (root / "etc/os-release").unlink()
     (root / "etc/os-release").symlink_to("../usr/lib/os-release")
     return root
 
 
 def tree_of_an_old_release(folder: Path) -> Path:
-    root = folder / "rootfs"
-    (root / "etc").mkdir(parents=True)
+    root = release_tree(folder / "rootfs")
+    (root / "etc/os-release").unlink()
     (root / "etc/redhat-release").write_text("CentOS release 6.10 (Final)\n")
     return root
 
