@@ -352,13 +352,17 @@ shadow_facts() { [ -r /etc/shadow ] || { echo "/etc/shadow: not readable"; retur
 
 sudo_check() {
     if [ "$user" = "$(id -un)" ]; then
-        sudo -n true
+        sudo -n true 2>&1
     elif is_root; then
-        if have runuser; then runuser -u "$user" -- sudo -n true; else su -s /bin/sh -c 'sudo -n true' "$user"; fi
+        if have runuser; then runuser -u "$user" -- sudo -n true 2>&1; else su -s /bin/sh -c 'sudo -n true' "$user" 2>&1; fi
     else
         echo "cannot act as $user"
         return 2
     fi
+    # sudo says nothing when it lets the user in: the status is the evidence.
+    _r=$?
+    echo "exit status $_r"
+    return $_r
 }
 
 remote_agents() {

@@ -194,7 +194,13 @@ def check_sudo(facts: Facts) -> Outcome:
         return undecided(f"sudo was not tried: {error.why}")
 
     user = facts.login_user or "the login user"
-    evidence = [section.evidence(f"sudo -n true as {user}")]
+    evidence = [
+        Evidence(
+            f"whether {user} can become root without a password",
+            f"sudo -n true (run as {user})",
+            section.output,
+        )
+    ]
     if facts.has("sudo-list"):
         rules = facts.section("sudo-list")
         evidence.append(
@@ -218,7 +224,8 @@ def check_sudo(facts: Facts) -> Outcome:
         )
     if section.status == 127 or "not found" in section.output:
         return failed("sudo is not installed", *evidence)
-    return failed(f"sudo -n refused {user}: {section.output.strip()[:200]}", *evidence)
+    said = section.output.replace(f"exit status {section.status}", "").strip()
+    return failed(f"sudo -n refused {user}: {said[:200]}", *evidence)
 
 
 @policy(

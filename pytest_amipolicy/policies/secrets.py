@@ -178,13 +178,16 @@ def _scan(facts: Facts) -> tuple[list[linux.Finding], bool, list[Evidence]]:
         and f.path not in host_keys
         and not fnmatch.fnmatchcase(f.path, HOST_KEY_GLOB)
     ]
-    examples = len([f for f in found if is_example(f)])
+    examples = [f for f in found if is_example(f)]
     if examples:
+        places = dict.fromkeys(
+            f"{f.path}:{f.line}" if f.line else f.path for f in examples
+        )
         evidence.append(
             Evidence(
-                f"{counted(examples, 'AWS documentation example key')} ignored",
+                f"{counted(len(examples), 'AWS documentation example key')} ignored",
                 output="AKIAIOSFODNN7EXAMPLE and the other published dummy keys "
-                "are documentation, not credentials",
+                "are documentation, not credentials; found at:\n" + "\n".join(places),
             )
         )
     return real, scan.status == 0, evidence

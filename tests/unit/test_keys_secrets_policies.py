@@ -202,6 +202,18 @@ def test_the_sdk_example_key_pair_is_not_a_finding() -> None:
     assert check_credentials(facts).verdict is Verdict.PASS
 
 
+def test_ignored_example_keys_are_named_with_where_they_were_found() -> None:
+    facts = factsets.debian(secrets=secrets(EXAMPLE_ID, EXAMPLE_SECRET))
+
+    outcome = check_aws_keys(facts)
+
+    (ignored,) = [e for e in outcome.evidence if "example key" in e.label]
+    assert ignored.label == "2 AWS documentation example keys ignored"
+    assert ignored.output.endswith(
+        "found at:\n/usr/lib/python3/dist-packages/exsdk/data/iam/examples-1.json:1"
+    )
+
+
 def test_the_planted_keys_of_the_recorded_scan_are_found() -> None:
     facts = factsets.debian()
 
