@@ -180,6 +180,14 @@ def connection_failure(
             f"connection to {address}:{port} refused; check the address and port "
             "and that sshd runs."
         )
+    if isinstance(error, paramiko.SSHException) and "banner" in str(error):
+        # Something took the connection but never spoke SSH: a web server,
+        # a proxy, a port forward to nowhere, or sshd too busy to greet.
+        return (
+            f"{address}:{port} took the connection but never answered as an SSH "
+            f"server ({_reason(error)}); check that the port is sshd's, and that "
+            "no proxy or firewall holds connections to it."
+        )
     return f"SSH to {where} failed: {_reason(error)}."
 
 

@@ -33,7 +33,10 @@ def gathered(number: int) -> paramiko.ssh_exception.NoValidConnectionsError:
         (TimeoutError("timed out"), "no answer from 203.0.113.7:22 within 15s"),
         (OSError(errno.ETIMEDOUT, "Connection timed out"), "no answer from"),
         (socket.gaierror(socket.EAI_NONAME, "Name or service not known"), "resolve"),
-        (paramiko.SSHException("Error reading SSH protocol banner"), "banner"),
+        (
+            paramiko.SSHException("Error reading SSH protocol banner"),
+            "203.0.113.7:22 took the connection but never answered as an SSH server",
+        ),
     ],
 )
 def test_each_kind_of_failure_is_named_for_what_it_is(
