@@ -34,6 +34,9 @@ REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
 SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 PRODUCT_ID = re.compile(r"^prod-[A-Za-z0-9]+$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
+# Policy IDs hold neither commas nor spaces: a list may be separated by either,
+# or written one per line.
+POLICY_LIST_SEPARATOR = re.compile(r"[,\s]+")
 # Amazon Inspector's severities, lowest first.
 INSPECTOR_SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 
@@ -108,8 +111,8 @@ def add_options(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         metavar="ID",
-        help="check only these policies: IDs or globs such as 'SSH-*' (repeatable, "
-        "or comma-separated).",
+        help="check only these policies: IDs or globs such as 'SSH-*' (repeatable; "
+        "commas or spaces between several).",
     )
     group.addoption(
         "--ami-keep",
@@ -166,7 +169,11 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("amipolicy_subnet", "subnet for --ami.")
     parser.addini("amipolicy_ingress_cidr", "CIDR allowed to reach the admin port.")
     parser.addini("amipolicy_connect", "public or private.", default="public")
-    parser.addini("amipolicy_policies", "policy IDs or globs to check.", type="args")
+    parser.addini(
+        "amipolicy_policies",
+        "policy IDs or globs to check, separated by commas, spaces or lines.",
+        type="args",
+    )
     parser.addini(
         "amipolicy_max_age_days", "AMI-AGE limit in days (default 730).", default="730"
     )
@@ -227,6 +234,12 @@ def _split(values: list[str]) -> list[str]:
     ]
 
 
+def _policy_patterns(values: Iterable[str]) -> list[str]:
+    return [
+        part for value in values for part in POLICY_LIST_SEPARATOR.split(value) if part
+    ]
+
+
 def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
@@ -242,7 +255,7 @@ def check_ami_id(value: str) -> str:
 
 def _refuse_empty(config: pytest.Config, dest: str, example: str) -> None:
     for value in config.getoption(dest):
-        if not value.strip(" ,"):
+        if not value.strip(" ,\t\r\n"):
             option = "--" + dest.replace("_", "-")
             raise pytest.UsageError(
                 f"{option} was given an empty value; give {example}."
@@ -473,11 +486,19 @@ def settings_from(config: pytest.Config) -> Settings:
             f"{connect_name}={connect!r} must be 'public' or 'private'."
         )
 
-    patterns = _split(config.getoption("ami_policy"))
+    patterns = _policy_patterns(config.getoption("ami_policy"))
     patterns_name = "--ami-policy"
     if not patterns:
-        patterns = list(config.getini("amipolicy_policies"))
+        listed = list(config.getini("amipolicy_policies"))
+        patterns = _policy_patterns(listed)
         patterns_name = "amipolicy_policies"
+        if listed and not patterns:
+            # Otherwise a list of nothing but separators would check everything.
+            raise pytest.UsageError(
+                f"amipolicy_policies names no policy ({' '.join(listed)!r}); give "
+                "policy IDs or globs such as SSH-*, separated by commas, spaces "
+                "or lines, or remove the key to check every policy."
+            )
 
     settings = Settings(
         amis=amis,

@@ -230,3 +230,61 @@ def test_a_bad_option_is_named_as_the_option_even_with_the_ini_key_set(
     result = pytester.runpytest("--ami-host=ssh://h", "--ami-region=mars")
 
     result.stderr.fnmatch_lines(["ERROR: --ami-region='mars' is not*"])
+
+
+POLICY_LISTS = [
+    pytest.param("amipolicy_policies = SSH-*, EOL", [], id="ini-comma-space"),
+    pytest.param("amipolicy_policies = SSH-*,EOL", [], id="ini-comma"),
+    pytest.param("amipolicy_policies =\n    SSH-*\n    EOL", [], id="ini-lines"),
+    pytest.param("amipolicy_policies =\n    SSH-*,\n    EOL,", [], id="ini-both"),
+    pytest.param("", ["--ami-policy=SSH-*, EOL"], id="option-comma-space"),
+    pytest.param("", ["--ami-policy=SSH-*,\nEOL"], id="option-lines"),
+    pytest.param("", ["--ami-policy= SSH-* ", "--ami-policy=EOL"], id="repeated"),
+]
+
+
+@pytest.mark.parametrize(("ini", "args"), POLICY_LISTS)
+def test_a_policy_list_may_be_separated_by_commas_spaces_or_lines(
+    pytester: pytest.Pytester, ini: str, args: list[str]
+) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+
+    result = pytester.runpytest("--collect-only", "-q", "--ami-host=ssh://h", *args)
+
+    result.stdout.fnmatch_lines(
+        ["*-SSH-PASSWORD]", "*-SSH-ROOT]", "*-EOL]", "3 tests collected*"]
+    )
+
+
+BAD_POLICY_LISTS = [
+    pytest.param(
+        "amipolicy_policies = SSH-*, NOPE",
+        [],
+        "amipolicy_policies='NOPE' matches no policy",
+        id="ini-unknown",
+    ),
+    pytest.param(
+        "",
+        ["--ami-policy=SSH-*, NOPE"],
+        "--ami-policy='NOPE' matches no policy",
+        id="option-unknown",
+    ),
+    pytest.param(
+        "amipolicy_policies = ,", [], "amipolicy_policies names no policy", id="ini"
+    ),
+    pytest.param(
+        "", ["--ami-policy= ,\n"], "--ami-policy was given an empty value", id="option"
+    ),
+]
+
+
+@pytest.mark.parametrize(("ini", "args", "message"), BAD_POLICY_LISTS)
+def test_an_unknown_or_empty_entry_of_a_policy_list_is_still_a_usage_error(
+    pytester: pytest.Pytester, ini: str, args: list[str], message: str
+) -> None:
+    pytester.makeini(f"[pytest]\n{ini}\n")
+
+    result = pytester.runpytest("--ami-host=ssh://h", *args)
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}*"])
