@@ -31,9 +31,26 @@ from pytest_amipolicy.targets.specs import (
 
 AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
+# A family (t3, m7i-flex, u-6tb1) and a size (micro, 2xlarge, metal-16xl).
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$")
 SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 PRODUCT_ID = re.compile(r"^prod-[A-Za-z0-9]+$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
+# Options that only change how an --ami target is launched or judged: given
+# without any --ami, each of them does nothing.
+EC2_ONLY_OPTIONS = (
+    "ami_region",
+    "ami_instance_type",
+    "ami_subnet",
+    "ami_ingress_cidr",
+    "ami_connect",
+    "ami_boot_timeout",
+    "ami_keep",
+    "ami_inspector",
+    "ami_inspector_severity",
+    "ami_product",
+    "ami_guardduty",
+)
 # Policy IDs hold neither commas nor spaces: a list may be separated by either,
 # or written one per line.
 POLICY_LIST_SEPARATOR = re.compile(r"[,\s]+")
@@ -210,10 +227,6 @@ def add_options(parser: pytest.Parser) -> None:
     )
 
 
-def _value(config: pytest.Config, option: str, ini: str) -> str | None:
-    return _named(config, option, ini)[0]
-
-
 def _named(config: pytest.Config, option: str, ini: str) -> tuple[str | None, str]:
     """Return the option's value, else the ini key's, with the name it came by.
 
@@ -326,6 +339,65 @@ def _check_key_applies(value: str | None, hosts: tuple[str, ...]) -> None:
             f"--ami-key={value!r} applies to --ami-host only, and no --ami-host "
             "was given (--ami and --ami-image log in with a launch key made for "
             "the run); drop --ami-key, or add --ami-host=ssh://user@host."
+        )
+
+
+def _check_region(value: str | None, name: str) -> str | None:
+    if value is not None and not REGION.match(value):
+        raise pytest.UsageError(
+            f"{name}={value!r} is not an AWS region name: write it like us-east-1 "
+            "or eu-west-2."
+        )
+    return value
+
+
+def check_cleanup_options(config: pytest.Config) -> None:
+    """Check what ``--ami-cleanup`` reads; it runs instead of a session."""
+    _check_region(*_named(config, "ami_region", "amipolicy_region"))
+
+
+def _check_instance_type(value: str | None, name: str) -> str | None:
+    if value is None or INSTANCE_TYPE.match(value):
+        return value
+
+    # Upper case or a space instead of the dot: say what was probably meant.
+    guess = re.sub(r"[\s_.]+", ".", value.strip().lower())
+    hint = f" (did you mean {guess}?)" if INSTANCE_TYPE.match(guess) else ""
+    raise pytest.UsageError(
+        f"{name}={value!r} is not an EC2 instance type: write the family and the "
+        f"size joined by a dot, in lower case, such as t3.micro or m7g.large{hint}."
+    )
+
+
+def _warn_idle_ec2_options(
+    config: pytest.Config, amis: tuple[str, ...], images: tuple[str, ...]
+) -> None:
+    """Warn once per EC2-only option given on the command line without an --ami.
+
+    Ini keys are left alone: a project's ini file serves all its runs.
+    """
+    if images and config.getoption("ami_keep"):
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                "--ami-keep applies to --ami only: the containers of --ami-image "
+                "are stopped and removed after their checks all the same."
+            ),
+            stacklevel=3,
+        )
+    if amis:
+        return
+
+    for dest in EC2_ONLY_OPTIONS:
+        value = config.getoption(dest)
+        if value is None or value is False or (dest == "ami_keep" and images):
+            continue
+        option = "--" + dest.replace("_", "-")
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                f"{option} applies to --ami only, and no --ami was given: it has "
+                "no effect on --ami-host or --ami-image targets."
+            ),
+            stacklevel=3,
         )
 
 
@@ -460,11 +532,7 @@ def settings_from(config: pytest.Config) -> Settings:
     user, user_name = _named(config, "ami_user", "amipolicy_user")
     check_image_users(images, user, user_name)
 
-    region, region_name = _named(config, "ami_region", "amipolicy_region")
-    if region is not None and not REGION.match(region):
-        raise pytest.UsageError(
-            f"{region_name}={region!r} is not an AWS region name such as us-east-1."
-        )
+    region = _check_region(*_named(config, "ami_region", "amipolicy_region"))
     if amis and region is None and _configured_region() is None:
         raise pytest.UsageError(
             "--ami needs an AWS region and none is configured: pass "
@@ -508,7 +576,9 @@ def settings_from(config: pytest.Config) -> Settings:
         user=user,
         user_source=user_name,
         key_file=_check_key(config.getoption("ami_key")),
-        instance_type=_value(config, "ami_instance_type", "amipolicy_instance_type"),
+        instance_type=_check_instance_type(
+            *_named(config, "ami_instance_type", "amipolicy_instance_type")
+        ),
         subnet=subnet,
         ingress_cidr=_check_cidr(
             *_named(config, "ami_ingress_cidr", "amipolicy_ingress_cidr")
@@ -540,14 +610,7 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
     )
 
-    if settings.keep and images:
-        config.issue_config_time_warning(
-            pytest.PytestConfigWarning(
-                "--ami-keep applies to --ami only: the containers of --ami-image "
-                "are stopped and removed after their checks all the same."
-            ),
-            stacklevel=2,
-        )
+    _warn_idle_ec2_options(config, amis, images)
 
     # Checked last, so that cheaper mistakes are reported first; the catalogue
     # is not even imported for runs that name no target.

@@ -22,7 +22,7 @@ from pytest_amipolicy.completeness import Completeness
 from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.evidence import EvidenceFilter, EvidenceWriter
 from pytest_amipolicy.items import CLOSED_PROPERTY, PolicyItem, make_items
-from pytest_amipolicy.options import add_options, settings_from
+from pytest_amipolicy.options import add_options, check_cleanup_options, settings_from
 from pytest_amipolicy.session import SESSION_KEY, AmiPolicySession, build_targets
 from pytest_amipolicy.summary import RunSummary
 
@@ -120,6 +120,7 @@ def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
 
     from pytest_amipolicy.aws.cleanup import run_cleanup
 
+    check_cleanup_options(config)
     return run_cleanup(config)
 
 
