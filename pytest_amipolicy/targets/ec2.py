@@ -305,9 +305,12 @@ class Ec2Target(Target):
                         key_file=key.path,
                         ssh_config=self.created.ssh_config,
                         timeout=min(30.0, self.settings.ssh_timeout),
+                        # The fix is the user, said once below for all of them.
+                        key_name="the launch key made for this run",
+                        refused_advice="",
                     )
                 except TargetError as error:
-                    refusals[user] = error.message
+                    refusals[user] = error.message.rstrip(".")
                     continue
                 self._login_user = user
                 return self._connection_for(host, user, record, instance, key)

@@ -98,6 +98,14 @@ class ImageTarget(Target):
                 user=user,
                 key_file=key.path,
                 ssh_config=key.ssh_config,
+                key_name="the launch key made for this run",
+                refused_advice=(
+                    f"cloud-init's NoCloud seed gave it to {user} at boot: check "
+                    f"that the image's cloud-init runs and that {user} is its "
+                    "default user, and that the image's sshd accepts public "
+                    "keys from ~/.ssh/authorized_keys (PubkeyAuthentication, "
+                    "AuthorizedKeysFile)"
+                ),
             )
             stack.callback(close_ssh, self._host)
         except BaseException:

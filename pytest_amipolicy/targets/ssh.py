@@ -35,6 +35,14 @@ _TRUST_ANY_HOST_KEY = (
 )
 
 
+# What to do about a refused login when the user chose the key: a running
+# machine. Targets that log in with a key made for the run give their own.
+HOST_REFUSED_ADVICE = (
+    "give the private key this user logs in with (--ami-key or "
+    "?ssh_identity_file=) or the right user (--ami-user)"
+)
+
+
 class LaunchKey:
     """A key pair made for one run; the private half lives in a 0600 temp file."""
 
@@ -100,8 +108,14 @@ def open_ssh(
     key_file: Path | None,
     ssh_config: Path | None = None,
     timeout: float = 15.0,
+    key_name: str | None = None,
+    refused_advice: str = HOST_REFUSED_ADVICE,
 ) -> Any:
     """Log in and return a testinfra host; raise TargetError with the fix if not.
+
+    ``key_name`` says which key was offered, when its temporary path would mean
+    nothing to the user; ``refused_advice`` is the fix for a refused login, if
+    the caller does not give its own.
 
     The backend is built directly rather than through ``testinfra.get_host``,
     whose cache would hand a closed connection to a later target that happens
@@ -132,12 +146,9 @@ def open_ssh(
             "a passphrase",
         ) from None
     except paramiko.AuthenticationException:
-        key = f"the key {key_file}" if key_file else "the keys offered"
-        raise TargetError(
-            label,
-            f"{where} refused {key}; give the private key this user logs in with "
-            "(--ami-key or ?ssh_identity_file=) or the right user (--ami-user).",
-        ) from None
+        key = key_name or (f"the key {key_file}" if key_file else "the keys offered")
+        advice = f"; {refused_advice}" if refused_advice else ""
+        raise TargetError(label, f"{where} refused {key}{advice}.") from None
     except (paramiko.SSHException, EOFError, OSError) as error:
         raise TargetError(
             label, connection_failure(error, address, port, timeout, where)
