@@ -5,6 +5,10 @@ reports; without this they would read like a finished run in which the missing
 policies simply do not exist. The reports, the JSON evidence and the terminal
 summary ask :class:`Completeness` which policies of each target were not run.
 
+The same holds for a run on part of the catalogue (``--ami-policy``, ``-k``,
+``-m``): it reads like a full check unless it says which policies it chose,
+out of how many, and by what. :class:`Completeness` answers that too.
+
 Registered on every process when a target is named; the controller is the one
 whose answers count. There the collected items are known from the session
 (no xdist) or from the node ids each worker reports (xdist), and the verdicts
@@ -14,17 +18,29 @@ from the setup reports that carry a policy record.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_amipolicy.items import PROPERTY, PolicyItem, item_name
 
+if TYPE_CHECKING:
+    from pytest_amipolicy.settings import Settings
+
+# How the policies were chosen: (option or ini key, value as given).
+Source = tuple[str, str]
+
 
 class Completeness:
     """Tracks the policy items collected per target and those given a verdict."""
 
-    def __init__(self, labels: Sequence[str], policy_ids: Sequence[str]) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str],
+        policy_ids: Sequence[str],
+        catalogue: int | None = None,
+        sources: Sequence[Source] = (),
+    ) -> None:
         # Node id -> (target label, policy ID) for every item the plugin can
         # make, with and without the "@label" suffix xdist's loadgroup adds.
         self._known: dict[str, tuple[str, str]] = {}
@@ -36,12 +52,29 @@ class Completeness:
                     policy_id,
                 )
         self._order = {policy_id: index for index, policy_id in enumerate(policy_ids)}
+        self._labels = list(labels)
+        # How many policies the catalogue holds, whatever was selected.
+        self.catalogue = len(policy_ids) if catalogue is None else catalogue
+        self.sources = list(sources)
 
         self.expected: dict[str, tuple[str, str]] = {}
         self.judged: set[str] = set()
         self.interrupted = False
         # pytest's own words when -x or --maxfail stopped the run.
         self.stopped: str | None = None
+
+    @classmethod
+    def for_run(
+        cls,
+        config: pytest.Config,
+        settings: Settings,
+        labels: Sequence[str],
+        catalogue: int,
+    ) -> Completeness:
+        """The tracker of a run, knowing what may have narrowed its selection."""
+        return cls(
+            labels, settings.policies, catalogue, selection_sources(config, settings)
+        )
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         for item in session.items:
@@ -97,3 +130,69 @@ class Completeness:
     @property
     def complete(self) -> bool:
         return not self.interrupted and not self.not_run()
+
+    def selected(self) -> dict[str, list[str]]:
+        """Target label -> the IDs of the policies collected for it, in order.
+
+        Every target named is present, one whose policies were all deselected
+        with an empty list.
+        """
+        chosen: dict[str, list[str]] = {label: [] for label in self._labels}
+        for label, policy_id in self.expected.values():
+            chosen.setdefault(label, []).append(policy_id)
+
+        for policy_ids in chosen.values():
+            policy_ids.sort(key=lambda policy_id: self._order.get(policy_id, 0))
+        return chosen
+
+    def partial(self) -> dict[str, list[str]]:
+        """The targets checked on only part of the catalogue, with their IDs."""
+        return {
+            label: policy_ids
+            for label, policy_ids in self.selected().items()
+            if len(policy_ids) < self.catalogue
+        }
+
+    def selected_by(self) -> list[str]:
+        """How the selection was narrowed, as the user would write it."""
+        if not self.sources:
+            return ["a deselecting option or plugin"]
+        return [describe_source(by, value) for by, value in self.sources]
+
+    def selection(self) -> dict[str, Any]:
+        """The JSON evidence's account of which policies were chosen, and how."""
+        return {
+            "partial": bool(self.partial()),
+            "catalogue": self.catalogue,
+            "selected_by": [{"by": by, "value": value} for by, value in self.sources],
+            "checked": self.selected(),
+        }
+
+
+def selection_sources(config: pytest.Config, settings: Settings) -> list[Source]:
+    """Every option given that may check fewer policies than the catalogue has."""
+    sources: list[Source] = []
+    if settings.policy_patterns:
+        sources.append(
+            (settings.policy_patterns_source, ",".join(settings.policy_patterns))
+        )
+
+    for option, dest in (("-k", "keyword"), ("-m", "markexpr")):
+        value = config.getoption(dest, None)
+        if value:
+            sources.append((option, str(value)))
+    deselected = config.getoption("deselect", None)
+    if deselected:
+        sources.append(("--deselect", " ".join(deselected)))
+    if config.getoption("lf", False):
+        sources.append(("--lf", ""))
+    return sources
+
+
+def describe_source(by: str, value: str) -> str:
+    """One way of selecting, as it is written on a command line or in the ini."""
+    if by.startswith("--ami"):
+        return f"{by}={value}"
+    if by.startswith("amipolicy_"):
+        return f"{by} = {value}"
+    return f"{by} {value!r}" if value else by

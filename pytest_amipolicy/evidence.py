@@ -32,7 +32,12 @@ The JSON document (``--ami-evidence=PATH``) is described in
       "cleanup": [str],                   # what was stopped or deleted
       "complete": bool,                   # every collected policy got a verdict
       "interrupted": bool,                # Ctrl-C, a signal or pytest.exit()
-      "not_run": {label: [str]}           # policy IDs collected but not judged
+      "not_run": {label: [str]},          # policy IDs collected but not judged
+      "selection": {                      # which policies were chosen, and how
+        "partial": bool, "catalogue": int,
+        "selected_by": [{"by": str, "value": str}],
+        "checked": {label: [str]}
+      }
     }
 """
 
@@ -78,8 +83,8 @@ logger = logging.getLogger(__name__)
 
 # Bump when a field changes meaning or is removed; adding fields keeps it.
 # 2: "check_date", "environment" and "targets" were added ("scripts",
-#    "cleanup", "complete", "interrupted" and "not_run" came later, without
-#    a bump).
+#    "cleanup", "complete", "interrupted", "not_run" and "selection" came
+#    later, without a bump).
 SCHEMA_VERSION = 2
 
 # The script each platform's facts are gathered with, in pytest_amipolicy/facts.
@@ -485,6 +490,10 @@ class EvidenceWriter:
             "complete": self.completeness.complete,
             "interrupted": self.completeness.interrupted,
             "not_run": redact(self.completeness.not_run(), self.patterns, keys=True),
+            # A run on part of the catalogue must not read as a check of all of it.
+            "selection": redact(
+                self.completeness.selection(), self.patterns, keys=True
+            ),
         }
 
     # Last, after the plugin's own finish has closed what is still open and

@@ -616,6 +616,9 @@ def settings_from(config: pytest.Config) -> Settings:
     # is not even imported for runs that name no target.
     if patterns or amis or hosts or images:
         settings = dataclasses.replace(
-            settings, policies=_check_policies(patterns, patterns_name)
+            settings,
+            policies=_check_policies(patterns, patterns_name),
+            policy_patterns=tuple(patterns),
+            policy_patterns_source=patterns_name,
         )
     return settings

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_amipolicy import __version__, hooks
-from pytest_amipolicy.catalogue import get_policy
+from pytest_amipolicy.catalogue import all_policies, get_policy
 from pytest_amipolicy.completeness import Completeness
 from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.evidence import EvidenceFilter, EvidenceWriter
@@ -53,7 +53,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
 
     targets = build_targets(config, settings)
-    completeness = Completeness([t.label for t in targets], settings.policies)
+    completeness = Completeness.for_run(
+        config, settings, [t.label for t in targets], len(all_policies())
+    )
     config.pluginmanager.register(completeness, "amipolicy-completeness")
 
     # The summary listens to reports on the controller, which under xdist is

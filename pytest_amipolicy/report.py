@@ -148,13 +148,32 @@ class HtmlEvidence:
             )
             for label, policy_ids in self.completeness.not_run().items()
         }
+        partial = {
+            redact(label, self.patterns): policy_ids
+            for label, policy_ids in self.completeness.partial().items()
+        }
         if not self.completeness.complete:
             prefix.append(
                 incomplete_html(
                     not_run, self.completeness.interrupted, self.completeness.stopped
                 )
             )
-        prefix.append(verdict_tables(self.log.records, not_run))
+        if partial:
+            prefix.append(
+                partial_html(
+                    partial,
+                    self.completeness.catalogue,
+                    redact(self.completeness.selected_by(), self.patterns),
+                )
+            )
+        prefix.append(
+            verdict_tables(
+                self.log.records,
+                not_run,
+                {label: len(ids) for label, ids in partial.items()},
+                self.completeness.catalogue,
+            )
+        )
         prefix.append(attestations_html())
         if self.log.closed:
             prefix.append(cleanup_html(self.log.closed))
@@ -268,9 +287,41 @@ def incomplete_html(not_run: NotRun, interrupted: bool, stopped: str | None) -> 
     )
 
 
-def verdict_tables(records: list[dict[str, Any]], not_run: NotRun | None = None) -> str:
-    """Counts per family and verdict, and one line per target with its standing."""
+def partial_html(
+    partial: dict[str, list[str]], catalogue: int, selected_by: list[str]
+) -> str:
+    """The banner of a run that checked targets on part of the catalogue only."""
+    esc = html.escape
+    items = "".join(
+        f"<li><code>{esc(label)}</code>: {len(policy_ids)} of the catalogue's "
+        f"{catalogue} policies checked"
+        + (f": {esc(', '.join(policy_ids))}" if policy_ids else "")
+        + "</li>"
+        for label, policy_ids in partial.items()
+    )
+    return (
+        '<div class="amipolicy-partial"><h3>Partial check</h3>'
+        "<p>Only some of the catalogue's policies were selected, by "
+        f"{esc(' and '.join(selected_by))}. This report is evidence for those "
+        "policies only; check again without that selection before you hand it "
+        "over as evidence that a target meets every policy.</p>"
+        f"<ul>{items}</ul></div>"
+    )
+
+
+def verdict_tables(
+    records: list[dict[str, Any]],
+    not_run: NotRun | None = None,
+    partial: dict[str, int] | None = None,
+    catalogue: int = 0,
+) -> str:
+    """Counts per family and verdict, and one line per target with its standing.
+
+    ``partial`` maps the targets checked on part of the catalogue to how many
+    of its ``catalogue`` policies were selected for them.
+    """
     not_run = not_run or {}
+    partial = partial or {}
     families: dict[str, Counter[str]] = defaultdict(Counter)
     targets: dict[str, Counter[str]] = defaultdict(Counter)
     commands: Counter[str] = Counter()
@@ -295,7 +346,13 @@ def verdict_tables(records: list[dict[str, Any]], not_run: NotRun | None = None)
     for label, counts in targets.items():
         cells = "".join(_count_cell(counts[v], v) for v in VERDICTS)
         missing, expected = not_run.get(label, ([], 0))
-        phrase = standing(counts, len(missing), expected)
+        phrase = standing(
+            counts,
+            len(missing),
+            expected,
+            checked=partial.get(label, catalogue),
+            catalogue=catalogue,
+        )
         rows.append(
             f"<tr><th><code>{esc(label)}</code></th>{cells}"
             f'<td class="amipolicy-standing">{esc(phrase)}</td>'
@@ -319,24 +376,45 @@ def verdict_tables(records: list[dict[str, Any]], not_run: NotRun | None = None)
     return f'<div class="amipolicy-summary">{by_target}{by_family}</div>'
 
 
-def standing(counts: Counter[str], not_run: int = 0, expected: int = 0) -> str:
+def standing(
+    counts: Counter[str],
+    not_run: int = 0,
+    expected: int = 0,
+    *,
+    checked: int = 0,
+    catalogue: int = 0,
+) -> str:
     """One phrase for a target: what a seller can say about it.
 
-    A target some of whose policies were not run is never called compliant.
+    A target some of whose policies were not run is never called compliant,
+    and one checked on part of the catalogue (``checked`` of its
+    ``catalogue`` policies) is compliant on those only.
     """
-    incomplete = f"incomplete: {not_run} of {expected} policies not run"
+    partial = checked < catalogue
+    parts = []
     if counts["fail"]:
-        failed = f"not compliant: {counts['fail']} policy failure(s)"
-        return f"{failed}; {incomplete}" if not_run else failed
+        parts.append(f"not compliant: {counts['fail']} policy failure(s)")
     if not_run:
-        return incomplete
-    if counts["error"]:
-        return f"undecided: {counts['error']} check(s) could not decide"
-    if not counts["pass"]:
-        return "nothing checked"
-    return "compliant on every checked policy" + (
-        f"; {counts['manual']} attestation(s) to sign" if counts["manual"] else ""
-    )
+        parts.append(f"incomplete: {not_run} of {expected} policies not run")
+    elif counts["error"] and not counts["fail"]:
+        parts.append(f"undecided: {counts['error']} check(s) could not decide")
+
+    if parts or not counts["pass"]:
+        parts = parts or ["nothing checked"]
+        if partial:
+            parts.append(f"partial check: {checked} of {catalogue} policies")
+        return "; ".join(parts)
+
+    if partial:
+        parts.append(
+            f"compliant on the {checked} checked "
+            f"polic{'y' if checked == 1 else 'ies'} of {catalogue}; partial check"
+        )
+    else:
+        parts.append("compliant on every checked policy")
+    if counts["manual"]:
+        parts.append(f"{counts['manual']} attestation(s) to sign")
+    return "; ".join(parts)
 
 
 def attestations_html() -> str:

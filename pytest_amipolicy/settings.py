@@ -25,6 +25,10 @@ class Settings:
     connect: str = "public"
     keep: bool = False
     policies: tuple[str, ...] = ()
+    # The IDs or globs that chose them, as written, and where they were written
+    # (--ami-policy or the amipolicy_policies ini key); empty for all policies.
+    policy_patterns: tuple[str, ...] = ()
+    policy_patterns_source: str = "--ami-policy"
     check_date: datetime.date = field(default_factory=datetime.date.today)
     max_age_days: int = 730
     boot_timeout: float = 600.0

@@ -59,6 +59,10 @@ class RunSummary:
             redact(label, self.patterns): self.completeness.expected_count(label)
             for label in self.completeness.not_run()
         }
+        partial = {
+            redact(label, self.patterns): len(policy_ids)
+            for label, policy_ids in self.completeness.partial().items()
+        }
         targets = list(self.verdicts) + [t for t in not_run if t not in self.verdicts]
         if not targets and not self.removed:
             return
@@ -67,14 +71,20 @@ class RunSummary:
         if not self.completeness.complete:
             terminalreporter.write_line(self._incomplete_line(), red=True)
         for target in targets:
-            terminalreporter.write_line(self._target_line(target, not_run, expected))
+            terminalreporter.write_line(
+                self._target_line(target, not_run, expected, partial)
+            )
         for target, reason in self.not_checked.items():
             terminalreporter.write_line(f"{target}: not checked: {reason}", red=True)
         for line in self.removed:
             terminalreporter.write_line(f"cleanup: {line}")
 
     def _target_line(
-        self, target: str, not_run: dict[str, int], expected: dict[str, int]
+        self,
+        target: str,
+        not_run: dict[str, int],
+        expected: dict[str, int],
+        partial: dict[str, int],
     ) -> str:
         counts = self.verdicts.get(target, Counter())
         parts = [", ".join(f"{n} {v}" for v, n in sorted(counts.items()))]
@@ -82,6 +92,11 @@ class RunSummary:
             parts.append(
                 f"incomplete: {not_run[target]} of {expected[target]} "
                 f"polic{'y' if expected[target] == 1 else 'ies'} not run"
+            )
+        if target in partial:
+            parts.append(
+                f"partial check: {partial[target]} of "
+                f"{self.completeness.catalogue} policies"
             )
         commands = self.commands.get(target, 0)
         line = "; ".join(part for part in parts if part)
