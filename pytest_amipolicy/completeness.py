@@ -5,6 +5,10 @@ reports; without this they would read like a finished run in which the missing
 policies simply do not exist. The reports, the JSON evidence and the terminal
 summary ask :class:`Completeness` which policies of each target were not run.
 
+The user's own tests (``test_*.py`` beside the built-in policies, through the
+plugin's fixtures) are noted here too, with their outcome and target: a target
+whose own check failed must not stand as compliant.
+
 The same holds for a run on part of the catalogue (``--ami-policy``, ``-k``,
 ``-m``): it reads like a full check unless it says which policies it chose,
 out of how many, and by what. :class:`Completeness` answers that too.
@@ -17,6 +21,7 @@ from the setup reports that carry a policy record.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +34,10 @@ if TYPE_CHECKING:
 
 # How the policies were chosen: (option or ini key, value as given).
 Source = tuple[str, str]
+
+# The user property marking a user's own test (any item not a policy), with
+# the label of the target it checks, or "" when it uses none.
+OWN_TEST_PROPERTY = "amipolicy_own_test"
 
 
 class Completeness:
@@ -59,6 +68,8 @@ class Completeness:
 
         self.expected: dict[str, tuple[str, str]] = {}
         self.judged: set[str] = set()
+        # Node id -> {"nodeid", "outcome", "target"} of each own test, in order.
+        self._own: dict[str, dict[str, str | None]] = {}
         self.interrupted = False
         # pytest's own words when -x or --maxfail stopped the run.
         self.stopped: str | None = None
@@ -93,10 +104,20 @@ class Completeness:
                 self.expected[nodeid] = known
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "setup":
-            return
-        if any(name == PROPERTY for name, _ in report.user_properties):
-            self.judged.add(report.nodeid)
+        for name, value in report.user_properties:
+            if name == PROPERTY and report.when == "setup":
+                self.judged.add(report.nodeid)
+            elif name == OWN_TEST_PROPERTY:
+                self._note_own(report, str(value) or None)
+                break
+
+    def _note_own(self, report: pytest.TestReport, target: str | None) -> None:
+        test = self._own.setdefault(
+            report.nodeid, {"nodeid": report.nodeid, "outcome": None, "target": target}
+        )
+        outcome = own_outcome(test["outcome"], report)
+        if outcome is not None:
+            test["outcome"] = outcome
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[Any]) -> None:
         # Ctrl-C, SIGTERM (the plugin turns it into an interrupt), pytest.exit().
@@ -130,6 +151,22 @@ class Completeness:
     @property
     def complete(self) -> bool:
         return not self.interrupted and not self.not_run()
+
+    def own_tests(self) -> list[dict[str, str | None]]:
+        """The user's own tests that reported, each with its outcome and target.
+
+        Their target labels are as the reports carry them: already redacted.
+        """
+        return [dict(test) for test in self._own.values() if test["outcome"]]
+
+    def own_failures(self) -> dict[str, Counter[str]]:
+        """Target label -> how many own tests of it failed or ended in an error."""
+        failures: dict[str, Counter[str]] = {}
+        for test in self._own.values():
+            target, outcome = test["target"], test["outcome"]
+            if target is not None and outcome in ("failed", "error"):
+                failures.setdefault(target, Counter())[outcome] += 1
+        return failures
 
     def selected(self) -> dict[str, list[str]]:
         """Target label -> the IDs of the policies collected for it, in order.
@@ -167,6 +204,34 @@ class Completeness:
             "selected_by": [{"by": by, "value": value} for by, value in self.sources],
             "checked": self.selected(),
         }
+
+
+def own_phrases(own: Counter[str]) -> list[str]:
+    """What the user's own tests of a target that did not pass amount to."""
+    phrases = []
+    if own["failed"]:
+        phrases.append(f"{own['failed']} of your own checks failed")
+    if own["error"]:
+        phrases.append(f"{own['error']} of your own checks ended in an error")
+    return phrases
+
+
+def own_outcome(previous: str | None, report: pytest.TestReport) -> str | None:
+    """A test's outcome after ``report``, in pytest's words; None while unknown.
+
+    A failed setup or teardown is an error, as pytest counts it, unless the
+    test itself already failed.
+    """
+    expected_failure = hasattr(report, "wasxfail")
+    if report.skipped:
+        return "xfailed" if expected_failure else "skipped"
+    if report.when == "call":
+        if report.failed:
+            return "failed"
+        return "xpassed" if expected_failure else "passed"
+    if report.failed:
+        return previous if previous == "failed" else "error"
+    return previous
 
 
 def selection_sources(config: pytest.Config, settings: Settings) -> list[Source]:

@@ -37,7 +37,10 @@ The JSON document (``--ami-evidence=PATH``) is described in
         "partial": bool, "catalogue": int,
         "selected_by": [{"by": str, "value": str}],
         "checked": {label: [str]}
-      }
+      },
+      "own_tests": [                      # the user's own tests beside them
+        {"nodeid": str, "outcome": str, "target": str | None}
+      ]
     }
 """
 
@@ -60,6 +63,7 @@ import pytest
 
 from pytest_amipolicy import __version__
 from pytest_amipolicy.catalogue import POLICY_PAGE
+from pytest_amipolicy.completeness import OWN_TEST_PROPERTY
 from pytest_amipolicy.items import (
     CLOSED_PROPERTY,
     NOT_CHECKED_PROPERTY,
@@ -83,8 +87,8 @@ logger = logging.getLogger(__name__)
 
 # Bump when a field changes meaning or is removed; adding fields keeps it.
 # 2: "check_date", "environment" and "targets" were added ("scripts",
-#    "cleanup", "complete", "interrupted", "not_run" and "selection" came
-#    later, without a bump).
+#    "cleanup", "complete", "interrupted", "not_run", "selection" and
+#    "own_tests" came later, without a bump).
 SCHEMA_VERSION = 2
 
 # The script each platform's facts are gathered with, in pytest_amipolicy/facts.
@@ -201,6 +205,10 @@ def junit_properties(properties: list[tuple[str, Any]]) -> list[tuple[str, Any]]
             continue
         elif name == NOT_CHECKED_PROPERTY and isinstance(value, dict):
             kept.append((name, str(value.get("reason", ""))))
+        elif name == OWN_TEST_PROPERTY:
+            # The same property a policy's test case has for its target.
+            if value:
+                kept.append((PROPERTY + "_target", str(value)))
         else:
             kept.append((name, value))
     return kept
@@ -494,6 +502,9 @@ class EvidenceWriter:
             "selection": redact(
                 self.completeness.selection(), self.patterns, keys=True
             ),
+            # The user's own tests decide nothing about a policy, but a failed
+            # one stands against its target.
+            "own_tests": redact(self.completeness.own_tests(), self.patterns),
         }
 
     # Last, after the plugin's own finish has closed what is still open and

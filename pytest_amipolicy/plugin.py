@@ -18,7 +18,7 @@ import pytest
 
 from pytest_amipolicy import __version__, hooks
 from pytest_amipolicy.catalogue import all_policies, get_policy
-from pytest_amipolicy.completeness import Completeness
+from pytest_amipolicy.completeness import OWN_TEST_PROPERTY, Completeness
 from pytest_amipolicy.errors import AmiPolicyError
 from pytest_amipolicy.evidence import EvidenceFilter, EvidenceWriter
 from pytest_amipolicy.items import CLOSED_PROPERTY, PolicyItem, make_items
@@ -224,6 +224,11 @@ def pytest_runtest_makereport(
     # -rs and JUnit XML expect.
     if isinstance(item, PolicyItem) and call.excinfo is not None and report.failed:
         report.longrepr = item.repr_failure(call.excinfo)
+
+    # Any other test is the user's own; its outcome counts in its target's
+    # standing, which the controller learns from the report alone.
+    if not isinstance(item, PolicyItem) and SESSION_KEY in item.config.stash:
+        report.user_properties.append((OWN_TEST_PROPERTY, _target_of(item) or ""))
     return report
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_amipolicy.catalogue import POLICY_PAGE, all_policies
+from pytest_amipolicy.completeness import own_phrases
 from pytest_amipolicy.evidence import (
     TARGET_LABELS,
     TargetLog,
@@ -172,6 +173,7 @@ class HtmlEvidence:
                 not_run,
                 {label: len(ids) for label, ids in partial.items()},
                 self.completeness.catalogue,
+                self.completeness.own_failures(),
             )
         )
         prefix.append(attestations_html())
@@ -314,14 +316,17 @@ def verdict_tables(
     not_run: NotRun | None = None,
     partial: dict[str, int] | None = None,
     catalogue: int = 0,
+    own_failures: dict[str, Counter[str]] | None = None,
 ) -> str:
     """Counts per family and verdict, and one line per target with its standing.
 
     ``partial`` maps the targets checked on part of the catalogue to how many
-    of its ``catalogue`` policies were selected for them.
+    of its ``catalogue`` policies were selected for them; ``own_failures`` the
+    targets some of the user's own tests of which failed or ended in an error.
     """
     not_run = not_run or {}
     partial = partial or {}
+    own_failures = own_failures or {}
     families: dict[str, Counter[str]] = defaultdict(Counter)
     targets: dict[str, Counter[str]] = defaultdict(Counter)
     commands: Counter[str] = Counter()
@@ -335,8 +340,9 @@ def verdict_tables(
         # largest is what the whole check of the target took.
         commands[target] = max(commands[target], int(record.get("remote_commands", 0)))
 
-    # A target interrupted before its first verdict still has a row.
-    for label in not_run:
+    # A target interrupted before its first verdict, or checked by the user's
+    # own tests only, still has a row.
+    for label in [*not_run, *own_failures]:
         targets[label] += Counter()
 
     esc = html.escape
@@ -352,6 +358,7 @@ def verdict_tables(
             expected,
             checked=partial.get(label, catalogue),
             catalogue=catalogue,
+            own=own_failures.get(label),
         )
         rows.append(
             f"<tr><th><code>{esc(label)}</code></th>{cells}"
@@ -383,14 +390,17 @@ def standing(
     *,
     checked: int = 0,
     catalogue: int = 0,
+    own: Counter[str] | None = None,
 ) -> str:
     """One phrase for a target: what a seller can say about it.
 
-    A target some of whose policies were not run is never called compliant,
-    and one checked on part of the catalogue (``checked`` of its
+    A target some of whose policies were not run, or some of whose own tests
+    (``own``: failed and error counts) did not pass, is never called
+    compliant; one checked on part of the catalogue (``checked`` of its
     ``catalogue`` policies) is compliant on those only.
     """
     partial = checked < catalogue
+    own = own or Counter()
     parts = []
     if counts["fail"]:
         parts.append(f"not compliant: {counts['fail']} policy failure(s)")
@@ -398,6 +408,7 @@ def standing(
         parts.append(f"incomplete: {not_run} of {expected} policies not run")
     elif counts["error"] and not counts["fail"]:
         parts.append(f"undecided: {counts['error']} check(s) could not decide")
+    parts.extend(own_phrases(own))
 
     if parts or not counts["pass"]:
         parts = parts or ["nothing checked"]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from pytest_amipolicy.completeness import own_phrases
 from pytest_amipolicy.items import CLOSED_PROPERTY, NOT_CHECKED_PROPERTY, PROPERTY
 from pytest_amipolicy.redaction import compile_patterns, redact
 
@@ -63,7 +64,8 @@ class RunSummary:
             redact(label, self.patterns): len(policy_ids)
             for label, policy_ids in self.completeness.partial().items()
         }
-        targets = list(self.verdicts) + [t for t in not_run if t not in self.verdicts]
+        own_failures = self.completeness.own_failures()
+        targets = list(dict.fromkeys([*self.verdicts, *not_run, *own_failures]).keys())
         if not targets and not self.removed:
             return
 
@@ -72,7 +74,9 @@ class RunSummary:
             terminalreporter.write_line(self._incomplete_line(), red=True)
         for target in targets:
             terminalreporter.write_line(
-                self._target_line(target, not_run, expected, partial)
+                self._target_line(
+                    target, not_run, expected, partial, own_failures.get(target)
+                )
             )
         for target, reason in self.not_checked.items():
             terminalreporter.write_line(f"{target}: not checked: {reason}", red=True)
@@ -85,6 +89,7 @@ class RunSummary:
         not_run: dict[str, int],
         expected: dict[str, int],
         partial: dict[str, int],
+        own: Counter[str] | None,
     ) -> str:
         counts = self.verdicts.get(target, Counter())
         parts = [", ".join(f"{n} {v}" for v, n in sorted(counts.items()))]
@@ -93,6 +98,7 @@ class RunSummary:
                 f"incomplete: {not_run[target]} of {expected[target]} "
                 f"polic{'y' if expected[target] == 1 else 'ies'} not run"
             )
+        parts.extend(own_phrases(own or Counter()))
         if target in partial:
             parts.append(
                 f"partial check: {partial[target]} of "
