@@ -22,7 +22,7 @@ from the setup reports that carry a policy record.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -71,6 +71,11 @@ class Completeness:
         # Node id -> {"nodeid", "outcome", "target"} of each own test, in order.
         self._own: dict[str, dict[str, str | None]] = {}
         self.interrupted = False
+        # Set when an interrupt came while the session finished (a second
+        # Ctrl-C during teardown, pytest.exit() in a hook): its message.
+        self.late_interrupt: str | None = None
+        # Whether the run had been interrupted before that one came.
+        self.interrupted_before_finish = False
         # pytest's own words when -x or --maxfail stopped the run.
         self.stopped: str | None = None
 
@@ -123,15 +128,40 @@ class Completeness:
         # Ctrl-C, SIGTERM (the plugin turns it into an interrupt), pytest.exit().
         self.interrupted = True
 
-    # First, so that the report writers (which run last) see the outcome.
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+    # The innermost wrapper: every finisher (target teardown, fixture
+    # teardown, the HTML report) runs inside it, and the JSON writer and the
+    # HTML report's rescue (outer wrappers) after it.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(
+        self, session: pytest.Session, exitstatus: int
+    ) -> Generator[None, list[object], list[object]]:
         if exitstatus == pytest.ExitCode.INTERRUPTED:
             self.interrupted = True
 
         stop = session.shouldfail or session.shouldstop
         if stop:
             self.stopped = stop if isinstance(stop, str) else "stopped early"
+
+        try:
+            return (yield)
+        except (KeyboardInterrupt, pytest.exit.Exception) as interrupt:
+            # Let through, it would end pytest on a traceback before the
+            # reports were written; they are written, saying interrupted.
+            self.note_interrupt(session, interrupt)
+            return []
+
+    def note_interrupt(self, session: pytest.Session, interrupt: BaseException) -> None:
+        """Record an interrupt that came while the session was finishing."""
+        if self.late_interrupt is None:
+            self.interrupted_before_finish = self.interrupted
+            message = getattr(interrupt, "msg", None) or str(interrupt)
+            self.late_interrupt = message.strip()
+        self.interrupted = True
+
+        returncode = getattr(interrupt, "returncode", None)
+        session.exitstatus = (
+            pytest.ExitCode.INTERRUPTED if returncode is None else returncode
+        )
 
     def not_run(self) -> dict[str, list[str]]:
         """Target label -> the IDs of its collected policies that got no verdict."""

@@ -507,10 +507,20 @@ class EvidenceWriter:
             "own_tests": redact(self.completeness.own_tests(), self.patterns),
         }
 
-    # Last, after the plugin's own finish has closed what is still open and
-    # after anything else that must happen whether or not this file is written.
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    # After every finisher: the plugin's own has closed what is still open,
+    # and anything else must happen whether or not this file is written. A
+    # wrapper, so that it also runs when a second interrupt broke off one of
+    # them (the completeness tracker, the innermost wrapper, catches it).
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(
+        self, session: pytest.Session
+    ) -> Generator[None, list[object], list[object]]:
+        result = yield
+        self.write(session)
+        return result
+
+    def write(self, session: pytest.Session) -> None:
+        """Write the document; on failure, keep one line for the summary."""
         text = json.dumps(self.document(), indent=2) + "\n"
 
         try:

@@ -28,6 +28,9 @@ from pytest_amipolicy.summary import RunSummary
 
 logger = logging.getLogger(__name__)
 
+# The name the run's Completeness is registered under.
+COMPLETENESS = "amipolicy-completeness"
+
 # Set by the controller in a worker's input when items are grouped by target.
 _LOADGROUP_KEY = "amipolicy_loadgroup"
 
@@ -56,7 +59,6 @@ def pytest_configure(config: pytest.Config) -> None:
     completeness = Completeness.for_run(
         config, settings, [t.label for t in targets], len(all_policies())
     )
-    config.pluginmanager.register(completeness, "amipolicy-completeness")
 
     # The summary listens to reports on the controller, which under xdist is
     # not where the targets are opened.
@@ -75,6 +77,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(
             HtmlEvidence(settings, completeness), "amipolicy-html"
         )
+
+    # Registered last: of the session-finish wrappers marked trylast, the last
+    # registered is innermost, and the tracker must stop a second interrupt
+    # before the report writers' wrappers around it see one.
+    config.pluginmanager.register(completeness, COMPLETENESS)
 
     # Every policy of a target must run on the worker that opened it; plain
     # load balancing would launch one instance per worker for the same AMI.
@@ -321,13 +328,39 @@ def pytest_terminal_summary(
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     run_state = session.config.stash.get(SESSION_KEY, None)
-    if run_state is not None:
+    if run_state is None:
+        return
+
+    try:
         run_state.close_all()
+    except (KeyboardInterrupt, pytest.exit.Exception) as interrupt:
+        # A second Ctrl-C while the targets were torn down. The rest of the
+        # finish (the user's fixtures, the reports) must still run; what is
+        # left of the targets is tried again at unconfigure.
+        completeness = session.config.pluginmanager.get_plugin(COMPLETENESS)
+        if completeness is None:
+            raise
+        completeness.note_interrupt(session, interrupt)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     # Runs even when a second Ctrl-C broke off the teardown above: whatever is
     # still recorded is tried once more (closed targets are not touched).
     run_state = config.stash.get(SESSION_KEY, None)
-    if run_state is not None:
+    if run_state is None:
+        return
+
+    try:
         run_state.close_all()
+    except (KeyboardInterrupt, pytest.exit.Exception):
+        # The last chance to tear down was interrupted too: say what removes
+        # the rest rather than end on a traceback.
+        logger.debug("teardown at exit interrupted", exc_info=True)
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(
+                "amipolicy: the teardown was interrupted again; pytest "
+                "--ami-cleanup removes what an --ami run left once it expires, "
+                "and the next --ami-image run what a container left",
+                red=True,
+            )

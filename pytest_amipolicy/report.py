@@ -18,7 +18,7 @@ import html
 import importlib.resources
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -68,6 +68,8 @@ class HtmlEvidence:
         # that nothing is redacted twice.
         self._foreign: dict[str, Any] = {}
         self._written: dict[str, Any] = {}
+        # Whether pytest-html got as far as asking for the summary.
+        self._summarised = False
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -137,6 +139,7 @@ class HtmlEvidence:
     ) -> None:
         # Called just before the report is written: the last moment to add
         # the finish time and what the last workers reported.
+        self._summarised = True
         self._fill_environment(finished=_now())
         prefix.append(f"<style>{_stylesheet()}</style>")
 
@@ -180,6 +183,20 @@ class HtmlEvidence:
         if self.log.closed:
             prefix.append(cleanup_html(self.log.closed))
         prefix.append(scripts_html(self.log.platforms()))
+
+    # Outside the completeness tracker's wrapper, which stops a second
+    # interrupt: pytest-html writes the report in a finisher of its own (the
+    # last), which never ran if that interrupt broke off an earlier one.
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_sessionfinish(
+        self, session: pytest.Session
+    ) -> Generator[None, list[object], list[object]]:
+        result = yield
+        if not self._summarised:
+            writer = _html_writer(session.config)
+            if writer is not None:
+                writer.pytest_sessionfinish(session)
+        return result
 
     def _fill_environment(self, finished: str | None = None) -> None:
         if self.metadata is None:
@@ -278,12 +295,17 @@ def incomplete_html(not_run: NotRun, interrupted: bool, stopped: str | None) -> 
         f"{esc(', '.join(policy_ids))}</li>"
         for label, (policy_ids, expected) in not_run.items()
     )
+    if interrupted and not missing:
+        # Every verdict is in; the teardown or the reporting was cut short.
+        when = " while it finished, after every policy was checked"
+    else:
+        when = " before every policy was checked" + (
+            f": {missing} were not run" if missing else ""
+        )
     return (
         '<div class="amipolicy-incomplete"><h3>Incomplete evidence</h3>'
-        f"<p>{why} before every policy was checked"
-        + (f": {missing} were not run" if missing else "")
-        + ". This report shows no target as compliant; check again with a "
-        "complete run before you hand it over.</p>"
+        f"<p>{why}{when}. This report shows no target as compliant; check again "
+        "with a complete run before you hand it over.</p>"
         + (f"<ul>{items}</ul>" if items else "")
         + "</div>"
     )
@@ -501,6 +523,16 @@ def _html_extra(content: str) -> dict[str, Any]:
 
     extra: dict[str, Any] = extras.html(content)
     return extra
+
+
+def _html_writer(config: pytest.Config) -> Any:
+    """pytest-html's report object, registered without a name."""
+    from pytest_html.basereport import BaseReport
+
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, BaseReport):
+            return plugin
+    return None
 
 
 def _metadata(config: pytest.Config) -> dict[str, Any] | None:

@@ -94,8 +94,9 @@ class AmiPolicySession:
         for run in open_runs:
             try:
                 lines.extend(self._close(run))
-            except KeyboardInterrupt as interrupt:
-                # One target's interrupted teardown must not strand the others.
+            except (KeyboardInterrupt, pytest.exit.Exception) as interrupt:
+                # One target's interrupted teardown must not strand the others
+                # (an image's teardown ends with pytest.exit() when it was).
                 interrupted = interrupt
         if interrupted is not None:
             raise interrupted

@@ -72,6 +72,8 @@ class RunSummary:
         terminalreporter.section("amipolicy")
         if not self.completeness.complete:
             terminalreporter.write_line(self._incomplete_line(), red=True)
+        if self.completeness.late_interrupt is not None:
+            terminalreporter.write_line(self._late_interrupt_line(), red=True)
         for target in targets:
             terminalreporter.write_line(
                 self._target_line(
@@ -119,8 +121,23 @@ class RunSummary:
 
         missing = sum(len(ids) for ids in completeness.not_run().values())
         total = len(completeness.expected)
+        if completeness.interrupted and not missing:
+            return (
+                "amipolicy: the run was interrupted while it finished, after every "
+                "policy got a verdict; the reports are marked incomplete"
+            )
         return (
             f"amipolicy: {why}{missing} of {total} "
             f"polic{'y was' if total == 1 else 'ies were'} not run; "
             "the reports are incomplete"
+        )
+
+    def _late_interrupt_line(self) -> str:
+        completeness = self.completeness
+        again = " again" if completeness.interrupted_before_finish else ""
+        why = redact(completeness.late_interrupt or "", self.patterns)
+        return (
+            f"amipolicy: interrupted{again} while the session finished"
+            + (f" ({why})" if why else "")
+            + "; the reports were still written"
         )
