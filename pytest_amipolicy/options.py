@@ -2,14 +2,14 @@
 
 Everything a user can get wrong on the command line is checked here, before a
 single cloud call or boot, and reported as a ``pytest.UsageError`` that names
-the bad value and the fix.
+the bad value and the fix. The checks of what only an ``--ami`` run reads
+live in :mod:`pytest_amipolicy.ec2_options`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import ipaddress
 import math
 import re
 import tempfile
@@ -19,6 +19,15 @@ from pathlib import Path
 import pytest
 
 from pytest_amipolicy.catalogue import all_policies, select
+from pytest_amipolicy.ec2_options import (
+    check_ami_id,
+    check_cidr,
+    check_instance_type,
+    check_region,
+    check_subnet,
+    configured_region,
+    warn_idle_ec2_options,
+)
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.targets.specs import (
     DEMO_IMAGE,
@@ -29,28 +38,8 @@ from pytest_amipolicy.targets.specs import (
     check_image_users,
 )
 
-AMI_ID = re.compile(r"^ami-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
-REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$")
-# A family (t3, m7i-flex, u-6tb1) and a size (micro, 2xlarge, metal-16xl).
-INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*$")
-SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
 PRODUCT_ID = re.compile(r"^prod-[A-Za-z0-9]+$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/\S+$")
-# Options that only change how an --ami target is launched or judged: given
-# without any --ami, each of them does nothing.
-EC2_ONLY_OPTIONS = (
-    "ami_region",
-    "ami_instance_type",
-    "ami_subnet",
-    "ami_ingress_cidr",
-    "ami_connect",
-    "ami_boot_timeout",
-    "ami_keep",
-    "ami_inspector",
-    "ami_inspector_severity",
-    "ami_product",
-    "ami_guardduty",
-)
 # Policy IDs hold neither commas nor spaces: a list may be separated by either,
 # or written one per line.
 POLICY_LIST_SEPARATOR = re.compile(r"[,\s]+")
@@ -257,15 +246,6 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def check_ami_id(value: str) -> str:
-    if not AMI_ID.match(value):
-        raise pytest.UsageError(
-            f"--ami={value!r} is not an AMI id: expected 'ami-' followed by 8 or 17 "
-            "lowercase hex digits, such as ami-0123456789abcdef0."
-        )
-    return value
-
-
 def _refuse_empty(config: pytest.Config, dest: str, example: str) -> None:
     for value in config.getoption(dest):
         if not value.strip(" ,\t\r\n"):
@@ -273,14 +253,6 @@ def _refuse_empty(config: pytest.Config, dest: str, example: str) -> None:
             raise pytest.UsageError(
                 f"{option} was given an empty value; give {example}."
             )
-
-
-def _configured_region() -> str | None:
-    # Reads the environment and the AWS config files only; no network call.
-    import boto3
-
-    region: str | None = boto3.session.Session().region_name
-    return region
 
 
 def _check_date(value: str | None) -> datetime.date:
@@ -342,63 +314,9 @@ def _check_key_applies(value: str | None, hosts: tuple[str, ...]) -> None:
         )
 
 
-def _check_region(value: str | None, name: str) -> str | None:
-    if value is not None and not REGION.match(value):
-        raise pytest.UsageError(
-            f"{name}={value!r} is not an AWS region name: write it like us-east-1 "
-            "or eu-west-2."
-        )
-    return value
-
-
 def check_cleanup_options(config: pytest.Config) -> None:
     """Check what ``--ami-cleanup`` reads; it runs instead of a session."""
-    _check_region(*_named(config, "ami_region", "amipolicy_region"))
-
-
-def _check_instance_type(value: str | None, name: str) -> str | None:
-    if value is None or INSTANCE_TYPE.match(value):
-        return value
-
-    # Upper case or a space instead of the dot: say what was probably meant.
-    guess = re.sub(r"[\s_.]+", ".", value.strip().lower())
-    hint = f" (did you mean {guess}?)" if INSTANCE_TYPE.match(guess) else ""
-    raise pytest.UsageError(
-        f"{name}={value!r} is not an EC2 instance type: write the family and the "
-        f"size joined by a dot, in lower case, such as t3.micro or m7g.large{hint}."
-    )
-
-
-def _warn_idle_ec2_options(
-    config: pytest.Config, amis: tuple[str, ...], images: tuple[str, ...]
-) -> None:
-    """Warn once per EC2-only option given on the command line without an --ami.
-
-    Ini keys are left alone: a project's ini file serves all its runs.
-    """
-    if images and config.getoption("ami_keep"):
-        config.issue_config_time_warning(
-            pytest.PytestConfigWarning(
-                "--ami-keep applies to --ami only: the containers of --ami-image "
-                "are stopped and removed after their checks all the same."
-            ),
-            stacklevel=3,
-        )
-    if amis:
-        return
-
-    for dest in EC2_ONLY_OPTIONS:
-        value = config.getoption(dest)
-        if value is None or value is False or (dest == "ami_keep" and images):
-            continue
-        option = "--" + dest.replace("_", "-")
-        config.issue_config_time_warning(
-            pytest.PytestConfigWarning(
-                f"{option} applies to --ami only, and no --ami was given: it has "
-                "no effect on --ami-host or --ami-image targets."
-            ),
-            stacklevel=3,
-        )
+    check_region(*_named(config, "ami_region", "amipolicy_region"))
 
 
 def _check_evidence(value: str | None) -> Path | None:
@@ -445,19 +363,6 @@ def _check_evidence(value: str | None) -> Path | None:
             "path in a folder you can write to."
         ) from None
     return path
-
-
-def _check_cidr(value: str | None, name: str = "--ami-ingress-cidr") -> str | None:
-    if value is None:
-        return None
-
-    try:
-        return str(ipaddress.ip_network(value, strict=False))
-    except ValueError:
-        raise pytest.UsageError(
-            f"{name}={value!r} is not a CIDR block: use an address "
-            "range such as 203.0.113.7/32."
-        ) from None
 
 
 def _check_severity(value: str, name: str = "--ami-inspector-severity") -> str:
@@ -532,20 +437,15 @@ def settings_from(config: pytest.Config) -> Settings:
     user, user_name = _named(config, "ami_user", "amipolicy_user")
     check_image_users(images, user, user_name)
 
-    region = _check_region(*_named(config, "ami_region", "amipolicy_region"))
-    if amis and region is None and _configured_region() is None:
+    region = check_region(*_named(config, "ami_region", "amipolicy_region"))
+    if amis and region is None and configured_region() is None:
         raise pytest.UsageError(
             "--ami needs an AWS region and none is configured: pass "
             "--ami-region=REGION, set the amipolicy_region ini key or "
             "AWS_DEFAULT_REGION, or give your AWS profile a region."
         )
 
-    subnet, subnet_name = _named(config, "ami_subnet", "amipolicy_subnet")
-    if subnet is not None and not SUBNET_ID.match(subnet):
-        raise pytest.UsageError(
-            f"{subnet_name}={subnet!r} is not a subnet id such as "
-            "subnet-0123456789abcdef0."
-        )
+    subnet = check_subnet(*_named(config, "ami_subnet", "amipolicy_subnet"))
 
     connect, connect_name = _named(config, "ami_connect", "amipolicy_connect")
     connect = connect or "public"
@@ -576,11 +476,11 @@ def settings_from(config: pytest.Config) -> Settings:
         user=user,
         user_source=user_name,
         key_file=_check_key(config.getoption("ami_key")),
-        instance_type=_check_instance_type(
+        instance_type=check_instance_type(
             *_named(config, "ami_instance_type", "amipolicy_instance_type")
         ),
         subnet=subnet,
-        ingress_cidr=_check_cidr(
+        ingress_cidr=check_cidr(
             *_named(config, "ami_ingress_cidr", "amipolicy_ingress_cidr")
         ),
         connect=connect,
@@ -610,7 +510,7 @@ def settings_from(config: pytest.Config) -> Settings:
         ),
     )
 
-    _warn_idle_ec2_options(config, amis, images)
+    warn_idle_ec2_options(config, amis, images)
 
     # Checked last, so that cheaper mistakes are reported first; the catalogue
     # is not even imported for runs that name no target.
