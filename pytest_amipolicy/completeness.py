@@ -236,16 +236,6 @@ class Completeness:
         }
 
 
-def own_phrases(own: Counter[str]) -> list[str]:
-    """What the user's own tests of a target that did not pass amount to."""
-    phrases = []
-    if own["failed"]:
-        phrases.append(f"{own['failed']} of your own checks failed")
-    if own["error"]:
-        phrases.append(f"{own['error']} of your own checks ended in an error")
-    return phrases
-
-
 def own_outcome(previous: str | None, report: pytest.TestReport) -> str | None:
     """A test's outcome after ``report``, in pytest's words; None while unknown.
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_amipolicy.completeness import own_phrases
 from pytest_amipolicy.items import CLOSED_PROPERTY, NOT_CHECKED_PROPERTY, PROPERTY
 from pytest_amipolicy.redaction import compile_patterns, redact
+from pytest_amipolicy.standings import own_phrases
 
 if TYPE_CHECKING:
     from pytest_amipolicy.completeness import Completeness

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pytest_amipolicy.completeness import own_outcome
-from pytest_amipolicy.report import standing
+from pytest_amipolicy.standings import standing
 
 ALL_PASS = Counter({"pass": 20, "skip": 10, "manual": 5})
 
