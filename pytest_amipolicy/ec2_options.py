@@ -91,6 +91,18 @@ def warn_idle_ec2_options(
     if amis:
         return
 
+    # The one option --ami shares with --ami-image: a host's login timeout
+    # is the ?timeout= of its spec.
+    if not images and config.getoption("ami_ssh_timeout") is not None:
+        config.issue_config_time_warning(
+            pytest.PytestConfigWarning(
+                "--ami-ssh-timeout applies to --ami and --ami-image only, and "
+                "neither was given: it has no effect on --ami-host targets (give "
+                "a host spec ?timeout=SECONDS instead)."
+            ),
+            stacklevel=4,
+        )
+
     for dest in EC2_ONLY_OPTIONS:
         value = config.getoption(dest)
         if value is None or value is False or (dest == "ami_keep" and images):

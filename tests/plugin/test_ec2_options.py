@@ -123,6 +123,18 @@ def test_each_idle_ec2_option_gets_its_own_warning(pytester: pytest.Pytester) ->
     )
 
 
+def test_the_ssh_timeout_with_hosts_only_warns_that_a_host_spec_sets_it(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(
+        "--collect-only", "--ami-host=ssh://h", "--ami-ssh-timeout=30"
+    )
+
+    result.stdout.fnmatch_lines(
+        ["*--ami-ssh-timeout applies to --ami and --ami-image only*?timeout=*"]
+    )
+
+
 def test_ec2_options_with_an_ami_do_not_warn(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
