@@ -145,8 +145,8 @@ class Completeness:
         try:
             return (yield)
         except (KeyboardInterrupt, pytest.exit.Exception) as interrupt:
-            # Let through, it would end pytest on a traceback before the
-            # reports were written; they are written, saying interrupted.
+            # Not let through: pytest would end on a traceback before the
+            # reports were written. They are written, and say interrupted.
             self.note_interrupt(session, interrupt)
             return []
 
