@@ -468,6 +468,10 @@ class EvidenceWriter:
         # Reports were redacted where they were made (EvidenceFilter).
         self.log.take(report)
 
+    def note_closed(self, lines: list[str]) -> None:
+        """Take cleanup lines of targets closed at the session's end."""
+        self.log.closed.extend(redact(lines, self.patterns))
+
     def document(self) -> dict[str, Any]:
         """The evidence document of what has been reported so far."""
         platforms = self.log.platforms()

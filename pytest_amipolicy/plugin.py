@@ -332,7 +332,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
 
     try:
-        run_state.close_all()
+        _record_late_cleanup(session.config, run_state.close_all())
     except (KeyboardInterrupt, pytest.exit.Exception) as interrupt:
         # A second Ctrl-C while the targets were torn down. The rest of the
         # finish (the user's fixtures, the reports) must still run; what is
@@ -341,6 +341,20 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         if completeness is None:
             raise
         completeness.note_interrupt(session, interrupt)
+
+
+# What was torn down reaches these in teardown reports; a target closed at the
+# session's end (after Ctrl-C, when its last policy never ran) sends none.
+CLEANUP_COLLECTORS = ("amipolicy-summary", "amipolicy-evidence", "amipolicy-html")
+
+
+def _record_late_cleanup(config: pytest.Config, lines: list[str]) -> None:
+    if not lines:
+        return
+    for name in CLEANUP_COLLECTORS:
+        collector = config.pluginmanager.get_plugin(name)
+        if collector is not None:
+            collector.note_closed(lines)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -75,6 +75,10 @@ class HtmlEvidence:
         self.metadata = _metadata(session.config)
         self._fill_environment()
 
+    def note_closed(self, lines: list[str]) -> None:
+        """Take cleanup lines of targets closed at the session's end."""
+        self.log.closed.extend(redact(lines, self.patterns))
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = self.log.take(report)
         if record is None:

@@ -42,6 +42,10 @@ class RunSummary:
             elif name == CLOSED_PROPERTY and report.when == "teardown":
                 self.removed.extend(cast("list[str]", value))
 
+    def note_closed(self, lines: list[str]) -> None:
+        """Take cleanup lines of targets closed at the session's end."""
+        self.removed.extend(lines)
+
     def _record(self, result: dict[str, Any]) -> None:
         target = result["target"]
         self.verdicts[target][result["verdict"]] += 1

@@ -57,6 +57,20 @@ def pytest_runtest_setup(item):
 """
 
 
+# The fake machines remove nothing when closed; these say what they removed,
+# as an --ami or --ami-image target would.
+CLOSE_WITH_A_LINE = """
+from pytest_amipolicy.targets.host import HostTarget
+
+
+def _close(self, progress):
+    return [f"{self.label}: instance i-0123456789abcdef0 terminated"]
+
+
+HostTarget.close = _close
+"""
+
+
 def evidence(pytester: pytest.Pytester) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(
         (pytester.path / "evidence.json").read_text(encoding="utf-8")
@@ -95,6 +109,29 @@ def test_an_interrupted_run_marks_its_evidence_incomplete_and_names_what_did_not
             f"{BAD}: incomplete: 8 of 8 policies not run; 0 remote commands",
         ]
     )
+
+
+@needs_chromium
+def test_what_an_interrupted_run_tore_down_at_its_end_is_in_every_report(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    scenario_dir.makepyfile(
+        closer=CLOSE_WITH_A_LINE, interrupter=INTERRUPT_AT_FOURTH_POLICY
+    )
+
+    result = run_report(
+        scenario_dir, "-p", "closer", "-p", "interrupter", "--ami-evidence=e.json"
+    )
+
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    lines = [
+        f"{target}: instance i-0123456789abcdef0 terminated" for target in (GOOD, BAD)
+    ]
+    document = json.loads((scenario_dir.path / "e.json").read_text(encoding="utf-8"))
+    assert sorted(document["cleanup"]) == sorted(lines)
+    result.stdout.fnmatch_lines([f"cleanup: {line}" for line in lines])
+    texts = texts_by(rendered(scenario_dir.path / "report.html"), key="class")
+    assert all(line in texts["amipolicy-cleanup"] for line in lines)
 
 
 @needs_chromium
