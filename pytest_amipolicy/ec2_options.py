@@ -60,6 +60,33 @@ def check_region(value: str | None, name: str) -> str | None:
     return value
 
 
+def warn_unknown_region(config: pytest.Config, region: str, name: str) -> None:
+    """Warn when botocore's endpoint data knows no EC2 region of this name.
+
+    A warning, not an error: a region newer than the installed botocore still
+    works, as its endpoint follows the partition's pattern.
+    """
+    import boto3
+
+    session = boto3.session.Session()
+    known = {
+        known_region
+        for partition in session.get_available_partitions()
+        for known_region in session.get_available_regions("ec2", partition)
+    }
+    if region in known:
+        return
+
+    config.issue_config_time_warning(
+        pytest.PytestConfigWarning(
+            f"{name}={region!r} is not an EC2 region that this botocore knows; "
+            "check its spelling (aws ec2 describe-regions lists yours), or upgrade "
+            "boto3 if the region is new."
+        ),
+        stacklevel=4,
+    )
+
+
 def check_instance_type(value: str | None, name: str) -> str | None:
     if value is None or INSTANCE_TYPE.match(value):
         return value

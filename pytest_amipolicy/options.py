@@ -27,6 +27,7 @@ from pytest_amipolicy.ec2_options import (
     check_subnet,
     configured_region,
     warn_idle_ec2_options,
+    warn_unknown_region,
 )
 from pytest_amipolicy.settings import Settings
 from pytest_amipolicy.targets.specs import (
@@ -437,7 +438,8 @@ def settings_from(config: pytest.Config) -> Settings:
     user, user_name = _named(config, "ami_user", "amipolicy_user")
     check_image_users(images, user, user_name)
 
-    region = check_region(*_named(config, "ami_region", "amipolicy_region"))
+    region, region_name = _named(config, "ami_region", "amipolicy_region")
+    check_region(region, region_name)
     if amis and region is None and configured_region() is None:
         raise pytest.UsageError(
             "--ami needs an AWS region and none is configured: pass "
@@ -511,6 +513,8 @@ def settings_from(config: pytest.Config) -> Settings:
     )
 
     warn_idle_ec2_options(config, amis, images)
+    if amis and region is not None:
+        warn_unknown_region(config, region, region_name)
 
     # Checked last, so that cheaper mistakes are reported first; the catalogue
     # is not even imported for runs that name no target.

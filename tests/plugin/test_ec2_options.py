@@ -148,3 +148,20 @@ def test_ec2_options_with_an_ami_do_not_warn(
     )
 
     assert "applies to --ami only" not in result.stdout.str()
+
+
+def test_a_region_botocore_does_not_know_warns_but_is_not_refused(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest("--collect-only", "-q", AMI, "--ami-region=us-east-9")
+
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        ["*--ami-region='us-east-9' is not an EC2 region that this botocore knows*"]
+    )
+
+
+def test_a_known_region_does_not_warn(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--collect-only", "-q", AMI, "--ami-region=eu-west-2")
+
+    assert "botocore knows" not in result.stdout.str()
