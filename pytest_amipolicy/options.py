@@ -37,6 +37,7 @@ from pytest_amipolicy.targets.specs import (
     check_image,
     check_image_contents,
     check_image_users,
+    warn_host_users,
 )
 
 PRODUCT_ID = re.compile(r"^prod-[A-Za-z0-9]+$")
@@ -437,6 +438,7 @@ def settings_from(config: pytest.Config) -> Settings:
 
     user, user_name = _named(config, "ami_user", "amipolicy_user")
     check_image_users(images, user, user_name)
+    warn_host_users(config, hosts, user, user_name)
 
     region, region_name = _named(config, "ami_region", "amipolicy_region")
     check_region(region, region_name)

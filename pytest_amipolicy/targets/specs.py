@@ -202,6 +202,30 @@ def check_image_users(images: tuple[str, ...], user: str | None, name: str) -> N
             )
 
 
+def warn_host_users(
+    config: pytest.Config, hosts: tuple[str, ...], user: str | None, name: str
+) -> None:
+    """Warn for each host spec whose own user overrides the login user given.
+
+    Not refused: the login user may be meant for the run's other targets.
+    """
+    if user is None:
+        return
+
+    for value in hosts:
+        named = urllib.parse.urlsplit(value).username
+        if named and urllib.parse.unquote(named) != user:
+            config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    f"{name}={user!r} does not apply to "
+                    f"--ami-host={redacted_spec(value)!r}, which logs in as the "
+                    f"user its spec names ({urllib.parse.unquote(named)!r}); write "
+                    "the user into the spec to change it."
+                ),
+                stacklevel=4,
+            )
+
+
 def _tree_of(value: str) -> Path | None:
     if value == DEMO_IMAGE:
         from pytest_amipolicy.imaging.build import cached_debian_image

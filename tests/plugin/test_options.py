@@ -288,3 +288,29 @@ def test_an_unknown_or_empty_entry_of_a_policy_list_is_still_a_usage_error(
 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}*"])
+
+
+def test_a_login_user_that_a_host_spec_overrides_warns_naming_both(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(
+        "--collect-only", "-q", "--ami-host=ssh://root@192.0.2.7", "--ami-user=bob"
+    )
+
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "*--ami-user='bob' does not apply to --ami-host='ssh://root@192.0.2.7', "
+            "which logs in as the user its spec names ('root')*"
+        ]
+    )
+
+
+def test_a_login_user_for_a_host_spec_without_one_does_not_warn(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest(
+        "--collect-only", "-q", "--ami-host=ssh://192.0.2.7", "--ami-user=bob"
+    )
+
+    assert "does not apply" not in result.stdout.str()
