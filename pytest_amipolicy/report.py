@@ -46,7 +46,7 @@ _UNSET = object()
 COLUMNS = (
     '<th class="sortable" data-column-type="policy">Policy</th>',
     '<th class="sortable" data-column-type="verdict">Verdict</th>',
-    "<th>Summary</th>",
+    "<th>Requirement</th>",
 )
 
 

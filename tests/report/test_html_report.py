@@ -72,6 +72,19 @@ def test_every_verdict_has_its_own_row_with_policy_and_summary(
     )
 
 
+def test_the_added_columns_are_named_policy_verdict_and_requirement(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir)
+
+    dom = rendered(scenario_dir.path / "report.html")
+
+    headers = re.findall(r"<th[^>]*>([^<]+)</th>", dom)
+    assert ["Policy", "Verdict", "Requirement"] == [
+        h for h in headers if h in {"Policy", "Verdict", "Requirement", "Summary"}
+    ]
+
+
 def test_the_policy_column_links_to_the_marketplace_policy_page(
     scenario_dir: pytest.Pytester,
 ) -> None:
