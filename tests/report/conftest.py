@@ -27,6 +27,21 @@ ACCOUNT_ID = "123456789012"
 ACCESS_KEY_ID = "AKIAZ3MPLESCENAR1O7Q"
 LONG_KEY_LINE = "QkxPTkct" * 8
 
+# A plugin module for a pytester run: Ctrl-C, as it were, when the fourth
+# policy starts.
+INTERRUPT_AT_FOURTH_POLICY = """
+import pytest
+
+started = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    started.append(item.nodeid)
+    if len(started) == 4:
+        raise KeyboardInterrupt
+"""
+
 INI = """\
 [pytest]
 amipolicy_redact =

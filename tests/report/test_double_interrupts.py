@@ -17,24 +17,12 @@ import pytest
 from tests.report.conftest import (
     BAD,
     GOOD,
+    INTERRUPT_AT_FOURTH_POLICY,
     needs_chromium,
     rendered,
     run_report,
     texts_by,
 )
-
-FIRST_AT_FOURTH_POLICY = """
-import pytest
-
-started = []
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    started.append(item.nodeid)
-    if len(started) == 4:
-        raise KeyboardInterrupt
-"""
 
 # The first teardown of a target is interrupted; the retry at exit succeeds.
 SECOND_IN_TARGET_TEARDOWN = """
@@ -102,7 +90,7 @@ def twice_interrupted(pytester: pytest.Pytester, second: str) -> pytest.RunResul
         plugins = []
     else:
         pytester.makepyfile(
-            first=FIRST_AT_FOURTH_POLICY,
+            first=INTERRUPT_AT_FOURTH_POLICY,
             second=SECOND_IN_TARGET_TEARDOWN
             if second == "target"
             else EXIT_IN_TARGET_TEARDOWN,

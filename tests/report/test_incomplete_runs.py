@@ -16,6 +16,7 @@ import pytest
 from tests.report.conftest import (
     BAD,
     GOOD,
+    INTERRUPT_AT_FOURTH_POLICY,
     needs_chromium,
     rendered,
     run_report,
@@ -32,19 +33,6 @@ POLICIES = [
     "MANUAL-CONSENT",
     "MANUAL-LIMITS",
 ]
-
-INTERRUPT_AT_FOURTH_POLICY = """
-import pytest
-
-started = []
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    started.append(item.nodeid)
-    if len(started) == 4:
-        raise KeyboardInterrupt
-"""
 
 BREAK_ONE_SETUP = """
 import pytest
