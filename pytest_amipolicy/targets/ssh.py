@@ -39,7 +39,8 @@ _TRUST_ANY_HOST_KEY = (
 # machine. Targets that log in with a key made for the run give their own.
 HOST_REFUSED_ADVICE = (
     "give the private key this user logs in with (--ami-key or "
-    "?ssh_identity_file=) or the right user (--ami-user)"
+    "?ssh_identity_file=) or the right user (in the spec, ssh://USER@host, or "
+    "--ami-user when the spec names none)"
 )
 
 
@@ -155,11 +156,27 @@ def open_ssh(
         ) from None
 
     if result.exit_status != 0:
-        raise TargetError(
-            label,
-            f"{where} accepted the login but cannot run commands: {result.stderr}",
-        )
+        raise TargetError(label, no_command_message(where, user, result))
     return host
+
+
+def no_command_message(where: str, user: str, result: Any) -> str:
+    """Why a login that sshd accepted runs no command, as the machine said it."""
+    # cloud-init's forced command for root prints its refusal on stdout, and
+    # other forced commands may say nothing at all.
+    said = " ".join((result.stderr.strip() or result.stdout.strip()).split())
+    said = said[:300] or "nothing"
+    advice = (
+        "log in as the image's default user instead (give the user in the spec, "
+        "ssh://USER@host)"
+        if user == "root"
+        else "check for a forced command (command= in authorized_keys, ForceCommand "
+        "in sshd_config) or a login shell that refuses commands"
+    )
+    return (
+        f"{where} accepted the login but ran no command (exit status "
+        f"{result.exit_status}; it said: {said}); {advice}."
+    )
 
 
 def connection_failure(

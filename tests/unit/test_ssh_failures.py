@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import errno
 import socket
+from types import SimpleNamespace
 
 import paramiko
 import pytest
 
 from pytest_amipolicy.errors import TargetError
-from pytest_amipolicy.targets.ssh import connection_failure, open_ssh
+from pytest_amipolicy.targets.ssh import (
+    connection_failure,
+    no_command_message,
+    open_ssh,
+)
 
 
 def failure(error: BaseException) -> str:
@@ -63,3 +68,29 @@ def test_a_closed_port_on_this_machine_is_a_refusal() -> None:
             user="admin",
             key_file=None,
         )
+
+
+def test_a_login_that_runs_no_command_quotes_what_the_machine_said() -> None:
+    refused = SimpleNamespace(
+        exit_status=142,
+        stdout='Please login as the user "admin" rather than the user "root".\n',
+        stderr="",
+    )
+
+    said = no_command_message("root@192.0.2.7:22", "root", refused)
+
+    assert said == (
+        "root@192.0.2.7:22 accepted the login but ran no command (exit status 142; "
+        'it said: Please login as the user "admin" rather than the user "root".); '
+        "log in as the image's default user instead (give the user in the spec, "
+        "ssh://USER@host)."
+    )
+
+
+def test_a_silent_forced_command_is_named_as_a_likely_cause() -> None:
+    silent = SimpleNamespace(exit_status=1, stdout="", stderr="")
+
+    said = no_command_message("deploy@192.0.2.7:22", "deploy", silent)
+
+    assert "(exit status 1; it said: nothing)" in said
+    assert "command= in authorized_keys, ForceCommand" in said
