@@ -438,6 +438,7 @@ def check_filesystems(facts: Facts) -> Outcome:
     not_judged: list[str] = []
     manager = container_manager(section.output)
     managers_mounts: list[str] = []
+    hosts_disks: list[str] = []
     for mount in mounts(section.output):
         if manager and (mount.target + "/").startswith(CONTAINER_HOST_DIR + "/"):
             managers_mounts.append(mount.target)
@@ -454,6 +455,10 @@ def check_filesystems(facts: Facts) -> Outcome:
         on_disk = mount.source.startswith("/dev/") or mount.fstype in POOLED_FS
         if NOT_BLOCK.match(mount.fstype) or not on_disk:
             not_judged.append(mount.fstype)
+            continue
+        if manager:
+            # A directory of the host's disk, bound into the container.
+            hosts_disks.append(f"{mount.target} {mount.fstype} on {mount.source}")
             continue
         supported = mount.fstype in SUPPORTED_FS
         judged.append(
@@ -474,6 +479,12 @@ def check_filesystems(facts: Facts) -> Outcome:
             f"not judged: {', '.join(dict.fromkeys(managers_mounts))}, which "
             f"{manager} mounted from "
             "the host it runs on; they are not part of the image"
+        )
+    if hosts_disks:
+        notes.append(
+            f"not judged: {', '.join(hosts_disks)}: in a {manager} container a "
+            "mount from a block device is part of the host's disk, not a "
+            "filesystem of the image"
         )
     if facts.has("lsblk"):
         lsblk = facts.section("lsblk")

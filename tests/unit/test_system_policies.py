@@ -365,6 +365,15 @@ def test_a_container_managers_mounts_of_the_host_are_not_the_images() -> None:
     assert "/run/host/incoming, /run/host/os-release, which systemd-nspawn" in notes
 
 
+def test_a_container_root_bound_from_the_hosts_disk_is_not_judged() -> None:
+    facts = factsets.debian(mounts=in_nspawn("/ /dev/vda[/srv/machines/web] btrfs rw"))
+
+    outcome = check_filesystems(facts)
+
+    assert outcome.verdict is Verdict.SKIP, outcome.reason
+    assert "not judged: / btrfs on /dev/vda" in outcome.evidence[-1].output
+
+
 def test_a_run_host_mount_outside_a_container_is_judged() -> None:
     facts = factsets.debian(
         mounts=mounts("/ /dev/nvme0n1p1 ext4 rw", "/run/host/data /dev/vdb btrfs rw")
