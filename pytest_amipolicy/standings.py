@@ -185,6 +185,10 @@ def standing(
         )
     else:
         parts.append("compliant on every checked policy")
+    if counts["skip"]:
+        # A skip is no pass: some policies cannot be checked on every kind of
+        # target (MALWARE without a scanner, the disk layout in a container).
+        parts.append(f"{counts['skip']} skipped (see each reason)")
     if counts["manual"]:
         parts.append(f"{counts['manual']} attestation(s) to sign")
     return "; ".join(parts)

@@ -141,7 +141,7 @@ def test_the_summary_counts_verdicts_and_lists_the_attestations_to_sign(
     counts = texts["amipolicy-summary"]
     assert (
         f"{GOOD} 4 0 0 2 2 compliant on every checked policy; "
-        "2 attestation(s) to sign 2" in counts
+        "2 skipped (see each reason); 2 attestation(s) to sign 2" in counts
     )
     assert f"{BAD} 1 2 1 2 2 not compliant: 2 policy failure(s) 2" in counts
     assert "secrets 1 1 0 0 0" in counts
