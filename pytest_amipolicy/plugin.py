@@ -300,9 +300,9 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         f"amipolicy: {len(settings.policies)} "
         f"polic{'y' if len(settings.policies) == 1 else 'ies'}, check date "
         f"{settings.check_date.isoformat()}"
-        + (f", region {settings.region}" if settings.region else ""),
+        + (f", region {settings.region}" if settings.region and settings.amis else ""),
     ]
-    if settings.keep:
+    if settings.keep and settings.amis:
         lines.append("amipolicy: --ami-keep: launched instances are left running")
     return lines
 

@@ -97,6 +97,7 @@ def test_keep_with_an_image_warns_that_it_applies_to_amis_only(
 
     result.stdout.fnmatch_lines(["*--ami-keep applies to --ami only*"])
     assert result.stdout.str().count("--ami-keep applies") == 1
+    assert "launched instances are left running" not in result.stdout.str()
 
 
 @pytest.mark.usefixtures("boot_tools")
