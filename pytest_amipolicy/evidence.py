@@ -116,6 +116,7 @@ TARGET_LABELS = {
     "os_release": "OS release",
     "platform": "Platform",
     "login_user": "Login user",
+    "host_key": "SSH host key",
     "boot_seconds": "Boot seconds",
     "not_checked": "Not checked",
 }
@@ -259,6 +260,7 @@ def describe_target(run: TargetRun) -> dict[str, str]:
     )
     found["instance_id"] = details.get("instance_id")
     found["instance_type"] = details.get("instance_type")
+    found["host_key"] = details.get("host_key")
     if details.get("boot_seconds") is not None:
         found["boot_seconds"] = f"{float(details['boot_seconds']):.1f}"
 

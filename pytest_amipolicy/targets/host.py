@@ -11,7 +11,12 @@ from typing import Any
 
 from pytest_amipolicy.errors import TargetError
 from pytest_amipolicy.targets import Connection, Progress, Target
-from pytest_amipolicy.targets.ssh import close_ssh, open_ssh, public_line_of
+from pytest_amipolicy.targets.ssh import (
+    close_ssh,
+    host_key_fingerprint,
+    open_ssh,
+    public_line_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ class HostTarget(Target):
             platform="linux",
             login_user=user,
             launch_public_key=public_line_of(key_file) if key_file else None,
+            details={"host_key": host_key_fingerprint(self._host)},
         )
 
     def _open_winrm(self, progress: Progress) -> Connection:

@@ -7,13 +7,16 @@ the translation of paramiko's exceptions into one readable line are shared.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,7 +139,13 @@ def open_ssh(
 
     where = f"{user}@{address}:{port}"
     try:
-        result = host.run("true")
+        with warnings.catch_warnings():
+            # paramiko warns of every host key it does not know, and testinfra
+            # reads no known_hosts: the key goes into the evidence instead.
+            warnings.filterwarnings(
+                "ignore", message="Unknown .* host key for", category=UserWarning
+            )
+            result = host.run("true")
     except paramiko.PasswordRequiredException:
         # A subclass of AuthenticationException: the key never reached sshd.
         raise TargetError(
@@ -217,6 +226,19 @@ def connection_failure(
             "no proxy or firewall holds connections to it."
         )
     return f"SSH to {where} failed: {_reason(error)}."
+
+
+def host_key_fingerprint(host: Any) -> str | None:
+    """The host key the connection was made with, as ``TYPE SHA256:...``."""
+    client = getattr(host.backend, "__dict__", {}).get("client")
+    transport = client.get_transport() if client is not None else None
+    if transport is None:
+        return None
+
+    key = transport.get_remote_server_key()
+    digest = hashlib.sha256(key.asbytes()).digest()
+    # As ssh-keygen -lf prints it: unpadded base64.
+    return f"{key.get_name()} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
 
 
 def close_ssh(host: Any) -> None:

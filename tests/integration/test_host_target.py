@@ -7,6 +7,8 @@ it against a machine of their own.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -122,6 +124,21 @@ def run_checks(
             record["policy"]: record["verdict"] for record in document["results"]
         }
     return result, verdicts
+
+
+def test_the_host_key_is_named_in_the_evidence_not_warned_about(
+    pytester: pytest.Pytester, compliant: BootedMachine, launch_key: LaunchKey
+) -> None:
+    public = (compliant.merged / "etc/ssh/ssh_host_ed25519_key.pub").read_text()
+    blob = base64.b64decode(public.split()[1])
+    expected = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+    result, _ = run_checks(pytester, spec_for(compliant, launch_key))
+
+    document = json.loads((pytester.path / "evidence.json").read_text())
+    (target,) = document["targets"].values()
+    assert target["host_key"] == f"ssh-ed25519 SHA256:{expected}"
+    assert "Unknown ssh-ed25519 host key" not in result.stdout.str()
 
 
 def spec_for(machine: BootedMachine, key: LaunchKey, user: str = "admin") -> str:
