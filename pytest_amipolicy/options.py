@@ -232,6 +232,21 @@ def _named(config: pytest.Config, option: str, ini: str) -> tuple[str | None, st
     return (None if value is None else str(value)), ini
 
 
+# A login name as Linux and Windows accept one (a Windows domain user as
+# DOMAIN\name): no spaces, quotes or shell punctuation.
+LOGIN_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@\\-]{0,63}$")
+
+
+def _check_user(user: str | None, name: str) -> None:
+    if user is not None and not LOGIN_USER.match(user):
+        raise pytest.UsageError(
+            f"{name}={user!r} is not a login user name: give the name the machine "
+            "logs in with, such as ec2-user, admin or Administrator (letters, "
+            "digits and . _ - @ \\ only), or leave it out for the distribution's "
+            "default."
+        )
+
+
 def _split(values: list[str]) -> list[str]:
     return [
         part.strip() for value in values for part in value.split(",") if part.strip()
@@ -437,6 +452,7 @@ def settings_from(config: pytest.Config) -> Settings:
     _check_key_applies(config.getoption("ami_key"), hosts)
 
     user, user_name = _named(config, "ami_user", "amipolicy_user")
+    _check_user(user, user_name)
     check_image_users(images, user, user_name)
     warn_host_users(config, hosts, user, user_name)
 

@@ -314,3 +314,15 @@ def test_a_login_user_for_a_host_spec_without_one_does_not_warn(
     )
 
     assert "does not apply" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("user", ["", "bad;user", "two words", "-oProxyCommand=x"])
+def test_a_login_user_that_is_no_user_name_is_a_usage_error(
+    pytester: pytest.Pytester, user: str
+) -> None:
+    result = pytester.runpytest("--ami-host=ssh://192.0.2.7", f"--ami-user={user}")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"ERROR: --ami-user={user!r} is not a login user name: *"]
+    )
