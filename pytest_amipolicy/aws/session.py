@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -141,9 +142,24 @@ def cloud_error(error: BaseException, operation: str, region: str) -> CloudError
         )
 
     if isinstance(error, botocore.exceptions.EndpointConnectionError):
-        return CloudError(f"cannot reach the EC2 endpoint of {region}: {error}")
+        return CloudError(
+            f"cannot reach the EC2 endpoint of {region}: {error}{_endpoint_hint()}"
+        )
 
     return CloudError(f"{operation} failed in {region}: {error}")
+
+
+# Variables that send boto3 somewhere other than AWS: a leftover from a test
+# setup is the likeliest reason an endpoint does not answer.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL")
+
+
+def _endpoint_hint() -> str:
+    for variable in ENDPOINT_VARIABLES:
+        value = os.environ.get(variable)
+        if value:
+            return f" ({variable} is set to {value}; unset it to reach AWS itself)"
+    return "; check the network, a proxy (HTTPS_PROXY) and the region's name"
 
 
 @contextlib.contextmanager

@@ -111,6 +111,9 @@ def test_an_unreachable_ec2_endpoint_is_asked_once_and_amazons_checks_skip(
     output = result.stdout.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert output.count(reason) == 2
+    assert f"(AWS_ENDPOINT_URL is set to http://127.0.0.1:{closed_port}; unset " in (
+        output
+    )
     result.stdout.fnmatch_lines(
         [
             f"AMI-ARCH: {reason}: *",
