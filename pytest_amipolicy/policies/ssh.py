@@ -92,15 +92,26 @@ def _standard(facts: Facts) -> list[tuple[str, str, str]]:
     user no Match block names, and the label says so.
     """
     login = facts.login_user
-    return [
-        ("sshd-root", "root", "user root"),
+    asked = [
         (
-            "sshd-login",
-            login or "the login user",
-            f"user {login} (the login user)" if login else "the login user",
-        ),
-        ("sshd-user", ORDINARY_USER, f"any other user (probed as {ORDINARY_USER})"),
+            "sshd-root",
+            "root",
+            "user root (the login user)" if login == "root" else "user root",
+        )
     ]
+    # Logged in as root, the login user's answer is root's again.
+    if login != "root":
+        asked.append(
+            (
+                "sshd-login",
+                login or "the login user",
+                f"user {login} (the login user)" if login else "the login user",
+            )
+        )
+    asked.append(
+        ("sshd-user", ORDINARY_USER, f"any other user (probed as {ORDINARY_USER})")
+    )
+    return asked
 
 
 def _groups(facts: Facts) -> dict[str, tuple[str, ...]]:

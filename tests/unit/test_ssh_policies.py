@@ -138,6 +138,20 @@ def test_a_match_block_for_the_login_user_counts() -> None:
     assert "admin" in outcome.reason
 
 
+def test_logged_in_as_root_roots_answer_is_shown_once() -> None:
+    facts = with_sshd(settings())
+    facts.login_user = "root"
+
+    outcome = check_ssh_password(facts)
+
+    labels = [evidence.label for evidence in outcome.evidence]
+    assert outcome.verdict is Verdict.PASS
+    assert "2 connections checked: user root (the login user) and any other" in (
+        outcome.reason
+    )
+    assert len([label for label in labels if "for user root" in label]) == 1
+
+
 def test_a_failed_sshd_t_is_an_error() -> None:
     broken = section(
         "sshd-root", "Missing privilege separation directory: /run/sshd\n", 255
