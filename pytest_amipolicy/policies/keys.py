@@ -55,6 +55,8 @@ class AuthorizedKey:
     type: str
     blob: str
     comment: str
+    # What precedes the key on its line: command="...", from="...", restrict.
+    options: str = ""
 
     @property
     def material(self) -> bytes:
@@ -69,9 +71,16 @@ class AuthorizedKey:
         return "SHA256:" + digest.rstrip("=")
 
     def describe(self) -> str:
+        # A forced command limits what the key runs, not who may log in with
+        # it; its text stays out, as a command line may carry a secret.
+        forced = re.search(r'(?:^|,)command="', self.options)
+        limited = (
+            " (restricted by command=, still a key that logs in)" if forced else ""
+        )
         return (
             f"{self.path}:{self.line} ({self.account}) {self.type} "
             f"{self.fingerprint} {self.comment}".rstrip()
+            + limited
         )
 
 
@@ -86,6 +95,12 @@ def parse_key(text: str) -> tuple[str, str, str] | None:
         return None
     kind = _inner_type(_material(match["blob"])) or match["type"]
     return kind, match["blob"], (match["comment"] or "").strip()
+
+
+def key_options(text: str) -> str:
+    """The options before the key type on an authorized_keys line, or ''."""
+    match = _KEY.search(text.strip())
+    return text.strip()[: match.start("type")].strip(" ,") if match else ""
 
 
 @dataclass
@@ -132,7 +147,11 @@ def read_listing(section: Section) -> KeyListing:
             continue
         parsed = parse_key(text)
         if parsed:
-            into.append(AuthorizedKey(account, path, int(number), *parsed))
+            into.append(
+                AuthorizedKey(
+                    account, path, int(number), *parsed, options=key_options(text)
+                )
+            )
     return listing
 
 

@@ -61,7 +61,9 @@ def test_a_forced_command_does_not_excuse_a_baked_key() -> None:
     outcome = check_authorized_keys(facts)
 
     assert outcome.verdict is Verdict.FAIL
-    assert "packer_5f0c2a" in outcome.reason
+    assert "packer_5f0c2a (restricted by command=, still a key that logs in)" in (
+        outcome.reason
+    )
     assert "echo Please" not in "".join(e.render() for e in outcome.evidence)
 
 
