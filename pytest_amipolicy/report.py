@@ -180,7 +180,8 @@ class HtmlEvidence:
                 self.completeness.own_failures(),
             )
         )
-        prefix.append(attestations_html())
+        chosen = {i for ids in self.completeness.selected().values() for i in ids}
+        prefix.append(attestations_html(chosen))
         if self.log.closed:
             prefix.append(cleanup_html(self.log.closed))
         prefix.append(scripts_html(self.log.platforms()))
@@ -276,10 +277,14 @@ def html_detail(record: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def attestations_html() -> str:
-    """The manual policies of the catalogue, as a list to tick and sign."""
+def attestations_html(chosen: set[str] | None = None) -> str:
+    """The manual policies of the run (``chosen`` IDs), as a list to tick and sign."""
     esc = html.escape
-    manual = [policy for policy in all_policies() if "manual" in policy.platforms]
+    manual = [
+        policy
+        for policy in all_policies()
+        if "manual" in policy.platforms and (chosen is None or policy.id in chosen)
+    ]
     if not manual:
         return ""
 

@@ -151,6 +151,29 @@ def test_the_summary_counts_verdicts_and_lists_the_attestations_to_sign(
     assert "Confirmed by:" in attestations
 
 
+@needs_chromium
+def test_attestations_list_only_the_manual_policies_the_run_selected(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir, "--ami-policy=SSH-ROOT,MANUAL-LIMITS")
+
+    texts = texts_by(rendered(scenario_dir.path / "report.html"), key="class")
+
+    assert "MANUAL-LIMITS" in texts["amipolicy-attest"]
+    assert "MANUAL-CONSENT" not in texts["amipolicy-attest"]
+
+
+@needs_chromium
+def test_a_run_without_manual_policies_has_no_attestations(
+    scenario_dir: pytest.Pytester,
+) -> None:
+    run_report(scenario_dir, "--ami-policy=SSH-ROOT")
+
+    texts = texts_by(rendered(scenario_dir.path / "report.html"), key="class")
+
+    assert "amipolicy-attest" not in texts
+
+
 def test_a_secret_matched_by_amipolicy_redact_appears_nowhere(
     scenario_dir: pytest.Pytester,
 ) -> None:
