@@ -335,6 +335,17 @@ def check_cleanup_options(config: pytest.Config) -> None:
     """Check what ``--ami-cleanup`` reads; it runs instead of a session."""
     check_region(*_named(config, "ami_region", "amipolicy_region"))
 
+    # Nothing would be checked: say so rather than leave the targets unnoticed.
+    for dest in ("ami", "ami_host", "ami_image"):
+        given = config.getoption(dest)
+        if given:
+            option = "--" + dest.replace("_", "-")
+            raise pytest.UsageError(
+                f"--ami-cleanup runs on its own and checks nothing, so "
+                f"{option}={given[0]!r} would be ignored; run the cleanup and the "
+                "check as two commands."
+            )
+
 
 def _check_evidence(value: str | None) -> Path | None:
     """Return the JSON evidence path if a file can be written there.

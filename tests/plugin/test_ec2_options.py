@@ -165,3 +165,17 @@ def test_a_known_region_does_not_warn(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--collect-only", "-q", AMI, "--ami-region=eu-west-2")
 
     assert "botocore knows" not in result.stdout.str()
+
+
+def test_a_target_given_with_the_cleanup_is_refused_as_it_would_be_ignored(
+    pytester: pytest.Pytester,
+) -> None:
+    result = pytester.runpytest("--ami-cleanup", "--ami-image=demo")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: --ami-cleanup runs on its own and checks nothing, so "
+            "--ami-image='demo' would be ignored; *"
+        ]
+    )
