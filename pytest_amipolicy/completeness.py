@@ -71,8 +71,9 @@ class Completeness:
         # Node id -> {"nodeid", "outcome", "target"} of each own test, in order.
         self._own: dict[str, dict[str, str | None]] = {}
         self.interrupted = False
-        # Set when an interrupt came while the session finished (a second
-        # Ctrl-C during teardown, pytest.exit() in a hook): its message.
+        # Set when an interrupt was raised while the session finished (the
+        # run's first Ctrl-C, pytest.exit() or a KeyboardInterrupt from a
+        # hook or fixture; later signals only wait): its message.
         self.late_interrupt: str | None = None
         # Whether the run had been interrupted before that one came.
         self.interrupted_before_finish = False

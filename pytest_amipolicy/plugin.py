@@ -11,12 +11,11 @@ import logging
 import signal
 from collections.abc import Generator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 
-from pytest_amipolicy import __version__, hooks
+from pytest_amipolicy import __version__, hooks, interrupts
 from pytest_amipolicy.catalogue import all_policies, get_policy
 from pytest_amipolicy.completeness import OWN_TEST_PROPERTY, Completeness
 from pytest_amipolicy.errors import AmiPolicyError
@@ -79,8 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
 
     # Registered last: of the session-finish wrappers marked trylast, the last
-    # registered is innermost, and the tracker must stop a second interrupt
-    # before the report writers' wrappers around it see one.
+    # registered is innermost, and the tracker must stop an interrupt raised
+    # in the finish before the report writers' wrappers around it see one.
     config.pluginmanager.register(completeness, COMPLETENESS)
 
     # Every policy of a target must run on the worker that opened it; plain
@@ -95,8 +94,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if workerinput is not None and workerinput.get(_LOADGROUP_KEY):
         config.option.loadgroup = True
 
-    config.stash[SESSION_KEY] = AmiPolicySession(config, settings, targets)
-    _close_on_sigterm()
+    run_state = AmiPolicySession(config, settings, targets)
+    config.stash[SESSION_KEY] = run_state
+    _stop_gently(config, run_state)
 
     # paramiko logs a traceback for every banner it could not read while an
     # instance's sshd is still starting; the plugin reports the outcome itself.
@@ -111,16 +111,18 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput[_LOADGROUP_KEY] = True
 
 
-def _close_on_sigterm() -> None:
-    # SIGTERM becomes an interrupt so that pytest unwinds and the session
-    # finish hook removes what was created, exactly as for Ctrl-C.
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+def _stop_gently(config: pytest.Config, run_state: AmiPolicySession) -> None:
+    # The first Ctrl-C or SIGTERM stops the run; later ones wait for the
+    # teardown rather than cut it (or pytest's handling of the first) short.
+    # An xdist worker leaves SIGINT alone: execnet sends it one to stop it.
+    worker = hasattr(config, "workerinput")
+    signals = (signal.SIGTERM,) if worker else interrupts.SIGNALS
+    config.add_cleanup(interrupts.install(run_state.progress, signals))
 
-    try:
-        signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:
-        logger.debug("not in the main thread; SIGTERM is left as it is")
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+    # Also an interrupt that was no signal (pytest.exit(), a plugin's raise).
+    interrupts.note_interrupted()
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | pytest.ExitCode | None:
@@ -334,9 +336,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     try:
         _record_late_cleanup(session.config, run_state.close_all())
     except (KeyboardInterrupt, pytest.exit.Exception) as interrupt:
-        # A second Ctrl-C while the targets were torn down. The rest of the
-        # finish (the user's fixtures, the reports) must still run; what is
-        # left of the targets is tried again at unconfigure.
+        # The run's first interrupt came while the targets were torn down
+        # (later ones only wait), or a hook called pytest.exit(). The rest of
+        # the finish (the user's fixtures, the reports) must still run; what
+        # is left of the targets is tried again at unconfigure.
         completeness = session.config.pluginmanager.get_plugin(COMPLETENESS)
         if completeness is None:
             raise
@@ -358,7 +361,7 @@ def _record_late_cleanup(config: pytest.Config, lines: list[str]) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    # Runs even when a second Ctrl-C broke off the teardown above: whatever is
+    # Runs even when an interrupt broke off the teardown above: whatever is
     # still recorded is tried once more (closed targets are not touched).
     run_state = config.stash.get(SESSION_KEY, None)
     if run_state is None:
@@ -367,8 +370,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     try:
         run_state.close_all()
     except (KeyboardInterrupt, pytest.exit.Exception):
-        # The last chance to tear down was interrupted too: say what removes
-        # the rest rather than end on a traceback.
+        # The last chance to tear down was interrupted too (a hook's raise or
+        # pytest.exit(); signals wait by now): say what removes the rest
+        # rather than end on a traceback.
         logger.debug("teardown at exit interrupted", exc_info=True)
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

@@ -33,12 +33,12 @@ from pytest_amipolicy.imaging.paths import inside
 from pytest_amipolicy.imaging.source import require_boot_tools
 from pytest_amipolicy.imaging.teardown import (
     forget_boot,
-    interrupts_deferred,
     machine_name,
     reap_slot,
     record_boot,
-    stop_tree,
+    stop_container,
 )
+from pytest_amipolicy.interrupts import deferred
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ SEED_DIR = "var/lib/cloud/seed/nocloud"
 HARNESS_DROPIN = "etc/cloud/cloud.cfg.d/99-amipolicy-boot.cfg"
 OS_RELEASE_FILES = ("etc/os-release", "usr/lib/os-release")
 CONSOLE_TAIL_LINES = 15
-POWEROFF_TIMEOUT = 10.0
 
 # Laid over the image at boot only. The seed sits in NoCloud's directory, so
 # cloud-init must look there whatever datasources the image lists, and the
@@ -82,18 +81,22 @@ def booted(
     public_key: str,
     prepare: Callable[[Path], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    started: Callable[[str], None] | None = None,
     timeout: float = 60,
 ) -> Iterator[BootedMachine]:
     """Boot ``root`` in a container and yield it once ``login_user`` can log in.
 
     ``prepare`` is called with the merged root before the boot, to lay faults
-    over the image; ``progress`` receives one-line messages for the terminal.
+    over the image; ``progress`` receives one-line messages for the terminal;
+    ``started`` is called with the machine's name once its container runs, so
+    that a caller knows there is one to account for when the boot fails.
     """
     require_boot_tools()
-    started = time.monotonic()
+    begun = time.monotonic()
     stack = ExitStack()
     # Cleanup must also run when pytest is terminated, not only on return.
     _register(stack)
+    container: _Container | None = None
 
     try:
         # The slot first: claiming it removes what a killed run left in it.
@@ -117,20 +120,26 @@ def booted(
         stand_in = _os_release_stand_in(merged)
 
         _report(progress, f"booting {root} as {name} at {network.address}")
-        process = _start(merged, name, network, console_log)
-        stack.callback(_stop, process, name)
+        # Held until the stop is registered and the caller told, or an
+        # interrupt in between would leave the container running, or unnamed.
+        with deferred():
+            container = _Container(_start(merged, name, network, console_log), name)
+            stack.callback(container.stop)
+            if started is not None:
+                started(name)
 
         _wait_for_login(
-            process,
+            container.process,
             network.address,
             merged,
             instance_id,
             login_user,
             public_key,
             console_log,
-            started + timeout,
+            begun + timeout,
         )
-        boot_time = time.monotonic() - started
+        container.up = True
+        boot_time = time.monotonic() - begun
         _report(progress, f"{name} answers SSH after {boot_time:.1f} s")
         if stand_in is not None:
             stand_in.unlink()
@@ -145,14 +154,31 @@ def booted(
             instance_id=instance_id,
             console_log=console_log,
         )
-
-        _report(progress, f"tearing down {name}")
     finally:
-        # A second Ctrl-C must not cut the teardown short: the container would
+        # An interrupt must not cut the teardown short: the container would
         # keep running with its overlay mounted.
-        with interrupts_deferred():
+        with deferred():
+            if container is not None:
+                _report(progress, container.stopping_line())
             _unregister(stack)
             stack.close()
+
+
+@dataclass
+class _Container:
+    """The systemd-nspawn process of a boot, and whether the machine came up."""
+
+    process: subprocess.Popen[bytes]
+    name: str
+    up: bool = False
+
+    def stopping_line(self) -> str:
+        if self.up:
+            return f"tearing down {self.name}"
+        return f"stopping the boot of {self.name}"
+
+    def stop(self) -> None:
+        stop_container(self.process, self.name, poweroff=self.up)
 
 
 def _os_release_stand_in(merged: Path) -> Path | None:
@@ -356,20 +382,6 @@ def _console_tail(console_log: Path) -> str:
     text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " | ".join(lines[-CONSOLE_TAIL_LINES:]) or "(no console output)"
-
-
-def _stop(process: subprocess.Popen[bytes], name: str) -> None:
-    if process.poll() is None:
-        # nspawn turns SIGTERM into an orderly poweroff of the container.
-        process.terminate()
-        try:
-            process.wait(POWEROFF_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s did not power off in time; killing it", name)
-
-    stop_tree(process.pid)
-    process.wait()
-    logger.debug("container %s stopped", name)
 
 
 def _remove_scratch(scratch: Path) -> None:

@@ -1,12 +1,12 @@
 """Tearing down booted containers: without being cut short, and after a crash.
 
-Two things can leave a container behind. A second Ctrl-C (or SIGTERM) while a
-container powers off would interrupt its teardown half way, so
-:func:`interrupts_deferred` holds such signals until the teardown is done and
-then raises the interrupt. A process killed outright (SIGKILL, a crashed xdist
-worker) tears down nothing, so each boot leaves a record next to its network
-slot's lock, and whoever claims the slot next calls :func:`reap_slot`, which
-stops the container and removes the overlay the record names.
+Two things can leave a container behind. An interrupt while a container
+powers off would cut its teardown short, so the teardown runs inside
+:func:`pytest_amipolicy.interrupts.deferred`. A process killed outright
+(SIGKILL, a crashed xdist worker) tears down nothing, so each boot leaves a
+record next to its network slot's lock, and whoever claims the slot next calls
+:func:`reap_slot`, which stops the container and removes the overlay the record
+names and the directory systemd-nspawn keeps for each machine.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import logging
 import os
 import shutil
 import signal
-import threading
+import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from pytest_amipolicy.imaging.network import LOCK_DIR
@@ -34,50 +32,13 @@ MACHINE_PREFIX = "amipolicy-"
 # not acted on.
 SCRATCH_PREFIXES = ("amipolicy-overlay-", "amipolicy-console-")
 KILL_WAIT = 5.0
-
-_held_depth = 0
-
-
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM during the block; raise KeyboardInterrupt after it.
-
-    Only the main thread receives signals, so elsewhere this does nothing.
-    Nested uses hold the signals until the outermost one ends.
-    """
-    global _held_depth
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    if _held_depth:
-        _held_depth += 1
-        try:
-            yield
-        finally:
-            _held_depth -= 1
-        return
-
-    caught: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        caught.append(signum)
-        logger.warning("interrupted again: finishing the teardown first")
-
-    previous = {sig: signal.signal(sig, hold) for sig in _HELD}
-    _held_depth = 1
-    try:
-        yield
-    finally:
-        _held_depth = 0
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        if caught:
-            raise KeyboardInterrupt(f"signal {caught[0]} during teardown")
-
-
-_HELD = (signal.SIGINT, signal.SIGTERM)
+# How long a container that was checked gets to power off in order.
+POWEROFF_TIMEOUT = 10.0
+# How long systemd-nspawn gets to clean up and exit once its container is gone.
+EXIT_WAIT = 5.0
+# systemd-nspawn makes a directory here per machine (for machinectl's bind and
+# copy-to); it removes it when it exits, but not when it is killed.
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
 
 
 def machine_name(slot: int) -> str:
@@ -126,6 +87,11 @@ def reap_slot(slot: int) -> list[str]:
         if scratch.exists() and not is_mounted(directory):
             shutil.rmtree(scratch, ignore_errors=True)
 
+    # Any machine of this slot is gone: the slot's lock is held by the caller.
+    for directory in sorted(PROPAGATE_DIR.glob(f"{MACHINE_PREFIX}{slot}-*")):
+        if remove_propagate_dir(directory.name):
+            removed.append(f"directory {directory}")
+
     forget_boot(slot)
     if removed:
         logger.warning(
@@ -168,6 +134,60 @@ def _containers_of(slot: int) -> list[tuple[int, Path | None]]:
         found.append((int(entry), directory))
 
     return found
+
+
+def stop_container(
+    process: subprocess.Popen[bytes], name: str, *, poweroff: bool
+) -> None:
+    """Stop the container of ``process`` (systemd-nspawn) and leave nothing of it.
+
+    A machine that was checked is powered off in order first. One that never
+    answered is not: its boot was cut short or failed, and early in a boot
+    systemd ignores the poweroff signal, so asking would only mean waiting for
+    the timeout. Then whatever still runs inside is killed, which ends the
+    container; nspawn sees its child go, removes what it made and exits, and is
+    killed itself only if it does not.
+    """
+    if poweroff and process.poll() is None:
+        # nspawn turns SIGTERM into an orderly poweroff of the container.
+        process.terminate()
+        try:
+            process.wait(POWEROFF_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not power off in time; killing it", name)
+
+    deadline = time.monotonic() + EXIT_WAIT
+    while process.poll() is None and time.monotonic() < deadline:
+        # Killed again each round: right after the start nspawn may still be
+        # making the process that becomes the container's PID 1.
+        for child in _descendants(process.pid):
+            _kill(child)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(0.05)
+
+    if process.poll() is None:
+        logger.warning("systemd-nspawn of %s did not exit; killing it", name)
+        stop_tree(process.pid)
+        process.wait()
+    remove_propagate_dir(name)
+    logger.debug("container %s stopped", name)
+
+
+def remove_propagate_dir(name: str) -> bool:
+    """Remove the directory nspawn keeps for machine ``name``; say if there was one.
+
+    Only an empty one is removed: nspawn leaves it empty, and a directory
+    holding something is not for this plugin to delete.
+    """
+    path = PROPAGATE_DIR / name
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        logger.warning("cannot remove %s: %s", path, error.strerror)
+        return False
+    return True
 
 
 def stop_tree(pid: int) -> None:

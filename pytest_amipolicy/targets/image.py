@@ -48,6 +48,10 @@ class ImageTarget(Target):
         self._stack = contextlib.ExitStack()
         self._host: Any = None
         self.machine: Any = None
+        # The container a failed open started and stopped again, and the
+        # lines saying so, which close() returns like those of a checked one.
+        self._started: str | None = None
+        self._removed_at_open: list[str] = []
         # Which image was checked, for the evidence: known once it is opened,
         # kept when the boot then fails.
         self.source: dict[str, str] = {}
@@ -66,7 +70,7 @@ class ImageTarget(Target):
     def _open(self, progress: Progress) -> Connection:
         from pytest_amipolicy.imaging.boot import booted
         from pytest_amipolicy.imaging.source import open_image
-        from pytest_amipolicy.imaging.teardown import interrupts_deferred
+        from pytest_amipolicy.interrupts import deferred
 
         stack = contextlib.ExitStack()
         try:
@@ -83,6 +87,7 @@ class ImageTarget(Target):
                     public_key=key.public_line,
                     prepare=self._prepare_root,
                     progress=progress,
+                    started=self._note_started,
                     timeout=self.settings.ssh_timeout,
                 )
             )
@@ -109,9 +114,11 @@ class ImageTarget(Target):
             )
             stack.callback(close_ssh, self._host)
         except BaseException:
-            # Undone here when the open fails; a second Ctrl-C waits for it.
-            with interrupts_deferred():
+            # Undone here when the open fails, and an interrupt waits for it.
+            with deferred():
                 stack.close()
+                if self._started is not None:
+                    self._removed_at_open.append(self._stopped_line(self._started))
             raise
 
         # Everything opened is closed by close().
@@ -165,16 +172,22 @@ class ImageTarget(Target):
         if self._prepare is not None:
             self._prepare(self.label, root)
 
+    def _note_started(self, name: str) -> None:
+        self._started = name
+
+    def _stopped_line(self, name: str) -> str:
+        return f"{self.label}: container {name} stopped, overlay and network removed"
+
     def close(self, progress: Progress) -> list[str]:
         _unclosed.discard(self)
         if self.machine is None:
             self._teardown()
-            return []
+            removed, self._removed_at_open = self._removed_at_open, []
+            return removed
 
         progress(f"stopping {self.label}")
-        name = self.machine.name
+        line = self._stopped_line(self.machine.name)
         self.machine = None
-        line = f"{self.label}: container {name} stopped, overlay and network removed"
         if not self._teardown():
             progress(line)
             pytest.exit(
@@ -190,10 +203,10 @@ class ImageTarget(Target):
         The interrupt is not raised here: at the end of a session that would
         also skip the teardown of the targets still to be closed.
         """
-        from pytest_amipolicy.imaging.teardown import interrupts_deferred
+        from pytest_amipolicy.interrupts import deferred
 
         try:
-            with interrupts_deferred():
+            with deferred():
                 self._stack.close()
         except KeyboardInterrupt:
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import random
@@ -18,6 +19,7 @@ import pytest
 from pytest_amipolicy.imaging import network
 from pytest_amipolicy.imaging.boot import BootedMachine, booted
 from pytest_amipolicy.imaging.teardown import reap_slot
+from pytest_amipolicy.interrupts import WAIT_LINE
 from tests.integration.conftest import LaunchKey
 from tests.support.machines import (
     network_left_in_free_slot,
@@ -63,6 +65,8 @@ def pytest_amipolicy_prepare_image(config, target, root):
 """
 
 MACHINE_NAME = re.compile(r" as (amipolicy-\d+-\d+) at ")
+# systemd-nspawn's directory per machine, which it removes when it exits.
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
 
 
 class Output:
@@ -104,6 +108,18 @@ class Output:
         return "".join(self.lines)
 
 
+def processes() -> list[str]:
+    """The command line of every process, arguments joined by spaces."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            arguments = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        found.append(" ".join(a.decode(errors="replace") for a in arguments))
+    return found
+
+
 def container_root(name: str) -> Path:
     """The directory the running container of ``name`` boots from."""
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -117,19 +133,34 @@ def container_root(name: str) -> Path:
     raise AssertionError(f"no container {name} is running")
 
 
-def test_a_second_ctrl_c_waits_for_the_teardown_and_leaves_nothing(
-    debian_image: Path, tmp_path: Path
-) -> None:
-    (tmp_path / "conftest.py").write_text(SLOW_STOP_CONFTEST)
+def demo_run(directory: Path, *options: str) -> tuple[subprocess.Popen[str], Output]:
+    """Start pytest on the demo image in ``directory``, as from a terminal."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ami-image=demo"],
-        cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--ami-image=demo",
+            *options,
+        ],
+        cwd=directory,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # A background job of a shell may ignore SIGINT; a terminal's does not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    output = Output(process)
+    return process, Output(process)
+
+
+def test_a_second_ctrl_c_waits_for_the_teardown_and_leaves_nothing(
+    debian_image: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "conftest.py").write_text(SLOW_STOP_CONFTEST)
+    process, output = demo_run(tmp_path)
 
     try:
         booting = output.until(" as amipolicy-", timeout=120)
@@ -151,6 +182,68 @@ def test_a_second_ctrl_c_waits_for_the_teardown_and_leaves_nothing(
     assert network_left_in_free_slot(f"amipolicy-{name.split('-')[1]}") == []
     assert not merged.parent.exists()
     assert "Traceback" not in text
+
+
+def test_two_quick_ctrl_c_while_facts_are_gathered_leave_reports_marked_interrupted(
+    debian_image: Path, tmp_path: Path
+) -> None:
+    process, output = demo_run(tmp_path, "--ami-evidence=e.json")
+
+    try:
+        booting = output.until(" as amipolicy-", timeout=120)
+        output.until("gathering facts", timeout=120)
+        name = MACHINE_NAME.search(booting).group(1)  # type: ignore[union-attr]
+
+        # The second lands while pytest still handles the first.
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        process.wait(90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = output.rest()
+
+    document = json.loads((tmp_path / "e.json").read_text(encoding="utf-8"))
+    removed = f"image:demo: container {name} stopped, overlay and network removed"
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert "Traceback" not in text
+    assert f"amipolicy: {WAIT_LINE}" in text
+    assert "amipolicy: the run was interrupted: " in text
+    assert f"cleanup: {removed}" in text
+    assert document["interrupted"] is True
+    assert document["cleanup"] == [removed]
+
+
+def test_ctrl_c_while_waiting_for_ssh_stops_the_boot_at_once_and_lists_it(
+    debian_image: Path, tmp_path: Path
+) -> None:
+    process, output = demo_run(tmp_path, "--ami-evidence=e.json")
+
+    try:
+        booting = output.until(" as amipolicy-", timeout=120)
+        name = MACHINE_NAME.search(booting).group(1)  # type: ignore[union-attr]
+
+        # Right after the start, before the container's systemd would heed a
+        # poweroff: asking it to would only wait for the timeout.
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        output.until(f"stopping the boot of {name}", timeout=10)
+        process.wait(90)
+        took = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = output.rest()
+
+    document = json.loads((tmp_path / "e.json").read_text(encoding="utf-8"))
+    removed = f"image:demo: container {name} stopped, overlay and network removed"
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, text
+    assert took < 8, text
+    assert f"cleanup: {removed}" in text
+    assert document["cleanup"] == [removed]
+    assert not (PROPAGATE_DIR / name).exists()
+    assert not any(f"--machine={name}" in line for line in processes())
 
 
 KILLED_RUN = """
@@ -197,3 +290,5 @@ def test_the_next_boot_removes_what_a_killed_run_left_in_its_slot(
     assert left_inside == []
     assert not merged.parent.exists()
     assert network_left_in_free_slot(f"amipolicy-{slot}") == []
+    # nspawn, killed with the rest, could not remove its own directory.
+    assert not (PROPAGATE_DIR / name).exists()

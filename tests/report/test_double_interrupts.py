@@ -77,6 +77,50 @@ HostTarget.close = close
 """
 
 
+# Real signals, each sent by the run to itself: the first when the fourth
+# policy starts, the next while pytest still handles the first (formatting
+# its traceback), as a quick second Ctrl-C lands; and one more in the teardown
+# of each target. A shell's background job may ignore SIGINT, so the module
+# gives Python's handler back first, as an interactive pytest has it.
+SIGNALS_WHILE_THE_RUN_STOPS = """
+import os
+import signal
+import time
+
+import pytest
+from pytest_amipolicy.targets.host import HostTarget
+
+signal.signal(signal.SIGINT, signal.default_int_handler)
+started = []
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    started.append(item.nodeid)
+    if len(started) == 4:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_keyboard_interrupt(excinfo):
+    os.kill(os.getpid(), signal.{later})
+
+
+def close(self, progress):
+    os.kill(os.getpid(), signal.{later})
+    return [f"{{self.label}}: machine stopped"]
+
+
+HostTarget.close = close
+"""
+
+WAIT_LINE = (
+    "amipolicy: stopping: the teardown finishes first (send SIGKILL to abandon it; "
+    "pytest --ami-cleanup and the next --ami-image run remove what is left)"
+)
+
+
 def evidence(pytester: pytest.Pytester) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(
         (pytester.path / "evidence.json").read_text(encoding="utf-8")
@@ -153,3 +197,29 @@ def test_a_second_interrupt_leaves_an_html_report_that_says_interrupted(
     assert "compliant on every checked policy" not in texts["amipolicy-summary"]
     if second == "target":
         assert f"{GOOD}: 5 of 8 not run" in banner
+
+
+@pytest.mark.parametrize("later", ["SIGINT", "SIGTERM"])
+def test_signals_after_the_first_wait_for_the_teardown_and_leave_no_traceback(
+    scenario_dir: pytest.Pytester, later: str
+) -> None:
+    scenario_dir.makepyfile(signals=SIGNALS_WHILE_THE_RUN_STOPS.format(later=later))
+
+    result = run_report(
+        scenario_dir, "-p", "signals", "-p", "no:randomly", "--ami-evidence=e.json"
+    )
+
+    output = result.stdout.str() + result.stderr.str()
+    document = json.loads((scenario_dir.path / "e.json").read_text(encoding="utf-8"))
+    lines = [f"{GOOD}: machine stopped", f"{BAD}: machine stopped"]
+    assert result.ret == pytest.ExitCode.INTERRUPTED, output
+    assert "Traceback" not in output
+    assert document["interrupted"] is True
+    assert sorted(document["cleanup"]) == sorted(lines)
+    # Once while pytest handled the first interrupt, once per teardown.
+    assert result.stdout.str().count(WAIT_LINE) == 3
+    assert "interrupted again" not in output
+    result.stdout.fnmatch_lines(
+        ["amipolicy: the run was interrupted: 13 of 16 policies were not run*"]
+    )
+    result.stdout.fnmatch_lines([f"cleanup: {line}" for line in lines])
