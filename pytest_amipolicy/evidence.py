@@ -105,6 +105,7 @@ TARGET_LABELS = {
     "image_kind": "Image kind",
     "image_bytes": "Image size (bytes)",
     "image_sha256": "Image sha256",
+    "prepared_by": "Image changed before boot by",
     "ami_id": "AMI id",
     "ami_name": "AMI name",
     "owner": "Owner",

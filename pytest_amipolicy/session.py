@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -143,7 +144,7 @@ def build_targets(config: pytest.Config, settings: Settings) -> list[Target]:
         for path in settings.images:
             targets.append(
                 ImageTarget(
-                    path, settings, prepare=_preparer(config), label=labels[path]
+                    path, settings, prepare=ImagePreparer(config), label=labels[path]
                 )
             )
 
@@ -173,10 +174,38 @@ def _address_resolver(config: pytest.Config, ami: str) -> Any:
     return resolve
 
 
-def _preparer(config: pytest.Config) -> Any:
-    def prepare(label: str, root: Any) -> None:
-        config.hook.pytest_amipolicy_prepare_image(
-            config=config, target=label, root=root
+class ImagePreparer:
+    """Runs ``pytest_amipolicy_prepare_image`` and names who implements it."""
+
+    hook_name = "pytest_amipolicy_prepare_image"
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def __call__(self, label: str, root: Path) -> None:
+        self.config.hook.pytest_amipolicy_prepare_image(
+            config=self.config, target=label, root=root
         )
 
-    return prepare
+    def implementers(self) -> list[str]:
+        """The plugins and conftest files implementing the hook, in call order.
+
+        A conftest file is named by its path from the rootdir, a plugin by
+        the name it was registered under.
+        """
+        hook = self.config.hook.pytest_amipolicy_prepare_image
+        return [
+            _readable_plugin_name(impl.plugin_name, self.config.rootpath)
+            for impl in reversed(hook.get_hookimpls())
+        ]
+
+
+def _readable_plugin_name(name: str, rootpath: Path) -> str:
+    # pytest registers a conftest module under its absolute path.
+    path = Path(name)
+    if not path.is_absolute():
+        return name
+    try:
+        return str(path.relative_to(rootpath))
+    except ValueError:
+        return name

@@ -67,6 +67,19 @@ def overlay(lower: Path) -> Iterator[Path]:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def changed(merged: Path) -> bool:
+    """Whether anything was written, removed or changed over the overlay's lower tree.
+
+    Every change lands in the upper directory (a deletion as a whiteout), which
+    starts empty.
+    """
+    upper = merged.parent / "upper"
+    try:
+        return any(upper.iterdir())
+    except OSError:
+        return False
+
+
 def unmount(point: Path, attempts: int = 10) -> None:
     """Unmount ``point``, retrying while it is busy, lazily as a last resort."""
     for _ in range(attempts):

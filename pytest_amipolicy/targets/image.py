@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import pytest
 
@@ -25,7 +25,19 @@ from pytest_amipolicy.targets.ssh import LaunchKey, close_ssh, open_ssh
 
 logger = logging.getLogger(__name__)
 
-Prepare = Callable[[str, Path], None]
+
+class Prepare(Protocol):
+    """Lets the user's hooks change an image's writable root before it boots."""
+
+    hook_name: str
+
+    def __call__(self, label: str, root: Path) -> None: ...
+
+    def implementers(self) -> list[str]:
+        """Who may have changed it: the plugins implementing the hook."""
+        ...
+
+
 # Bytes read at a time to digest an image file.
 DIGEST_BLOCK = 1 << 20
 
@@ -169,8 +181,18 @@ class ImageTarget(Target):
         return given
 
     def _prepare_root(self, root: Path) -> None:
-        if self._prepare is not None:
+        from pytest_amipolicy.imaging.overlay import changed
+
+        if self._prepare is None:
+            return
+        try:
             self._prepare(self.label, root)
+        finally:
+            # The image booted is then not the one named: the evidence says
+            # who changed it rather than pass it off as the file unchanged.
+            if changed(root):
+                names = ", ".join(self._prepare.implementers())
+                self.source["prepared_by"] = f"{names} ({self._prepare.hook_name})"
 
     def _note_started(self, name: str) -> None:
         self._started = name
