@@ -224,8 +224,10 @@ def test_ctrl_c_while_waiting_for_ssh_stops_the_boot_at_once_and_lists_it(
         booting = output.until(" as amipolicy-", timeout=120)
         name = MACHINE_NAME.search(booting).group(1)  # type: ignore[union-attr]
 
-        # Right after the start, before the container's systemd would heed a
-        # poweroff: asking it to would only wait for the timeout.
+        # The line comes just before systemd-nspawn starts: wait until it has
+        # surely started, but well before SSH answers (seconds) and before the
+        # container's systemd would heed a poweroff.
+        time.sleep(0.5)
         process.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
         output.until(f"stopping the boot of {name}", timeout=10)
