@@ -33,6 +33,7 @@ FAMILY_MODULES = (
     "pytest_amipolicy.policies.keys",
     "pytest_amipolicy.policies.secrets",
     "pytest_amipolicy.policies.system",
+    "pytest_amipolicy.policies.filesystems",
     "pytest_amipolicy.policies.windows",
     "pytest_amipolicy.policies.manual",
 )

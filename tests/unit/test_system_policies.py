@@ -12,9 +12,9 @@ import pytest
 
 from pytest_amipolicy.catalogue import all_policies
 from pytest_amipolicy.facts import Facts, MissingFact, bootclock, linux
+from pytest_amipolicy.policies.filesystems import check_filesystems
 from pytest_amipolicy.policies.system import (
     check_eol,
-    check_filesystems,
     check_malware,
     check_region_agnostic,
     check_updates,
