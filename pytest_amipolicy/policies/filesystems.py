@@ -121,8 +121,14 @@ def _device_line(device: dict[str, Any]) -> str:
     needs_root=False,
     family=FAMILY,
     platforms=("linux",),
-    summary="block filesystems are ext2/3/4, xfs or vfat (LVM allowed) and none is encrypted",
-    remediation="Use ext4 or xfs, and leave encryption to EBS rather than LUKS, dm-crypt or fscrypt.",
+    summary=(
+        "block filesystems are ext2/3/4, xfs or vfat (LVM allowed) and none is "
+        "encrypted"
+    ),
+    remediation=(
+        "Use ext4 or xfs, and leave encryption to EBS rather than LUKS, dm-crypt "
+        "or fscrypt."
+    ),
 )
 def check_filesystems(facts: Facts) -> Outcome:
     try:
@@ -203,9 +209,8 @@ def check_filesystems(facts: Facts) -> Outcome:
             )
         for device in [] if manager else _block_devices(lsblk.output):
             if device.get("fstype") == "crypto_LUKS" or device.get("type") == "crypt":
-                problems.append(
-                    f"{device.get('name')} is encrypted ({device.get('fstype') or device.get('type')})"
-                )
+                how = device.get("fstype") or device.get("type")
+                problems.append(f"{device.get('name')} is encrypted ({how})")
     if facts.has("dmcrypt") and not manager:
         dm = facts.section("dmcrypt")
         lines = [ln for ln in dm.output.splitlines() if " crypt " in ln]

@@ -221,7 +221,9 @@ def check_authorized_keys(facts: Facts) -> Outcome:
             Evidence(
                 "AuthorizedKeysCommand",
                 output="\n".join(
-                    f"{c} ({'EC2 Instance Connect' if c not in unknown_commands else 'unknown: its keys cannot be checked'})"
+                    f"{c} (unknown: its keys cannot be checked)"
+                    if c in unknown_commands
+                    else f"{c} (EC2 Instance Connect)"
                     for c in commands
                 ),
             )

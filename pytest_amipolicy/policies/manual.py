@@ -49,7 +49,10 @@ def check_no_limits(facts: Facts) -> Outcome:
     family=FAMILY,
     platforms=("manual",),
     summary="no redirect to other sales channels and no upsell language",
-    remediation="Remove links and wording that send buyers to buy elsewhere or upgrade outside AWS Marketplace.",
+    remediation=(
+        "Remove links and wording that send buyers to buy elsewhere or upgrade "
+        "outside AWS Marketplace."
+    ),
 )
 def check_no_upsell(facts: Facts) -> Outcome:
     return _attest(
@@ -63,7 +66,10 @@ def check_no_upsell(facts: Facts) -> Outcome:
     family=FAMILY,
     platforms=("manual",),
     summary="everything the buyer needs to run the product is in the AMI",
-    remediation="Ship all software and licences in the image; no separate download or key needed to start.",
+    remediation=(
+        "Ship all software and licences in the image; no separate download or key "
+        "needed to start."
+    ),
 )
 def check_self_contained(facts: Facts) -> Outcome:
     return _attest(

@@ -125,7 +125,10 @@ def identify(facts: Facts) -> tuple[Release | None, str, list[Evidence]]:
         if facts.has(name) and facts.section(name).ok:
             section = facts.section(name)
             fields = os_release_fields(section.output)
-            said = f"{fields.get('ID', '?')} {fields.get('VERSION_ID', '?')} ({fields.get('PRETTY_NAME', '')})"
+            said = (
+                f"{fields.get('ID', '?')} {fields.get('VERSION_ID', '?')} "
+                f"({fields.get('PRETTY_NAME', '')})"
+            )
             evidence.append(section.evidence(name))
             found = lookup(
                 fields.get("ID", ""),
@@ -232,7 +235,10 @@ def _refresh_failed(output: str) -> bool:
     family=FAMILY,
     platforms=("linux",),
     summary="no security update is pending from the OS package manager",
-    remediation="Apply all updates (apt-get dist-upgrade, dnf upgrade, zypper patch) and rebuild.",
+    remediation=(
+        "Apply all updates (apt-get dist-upgrade, dnf upgrade, zypper patch) and "
+        "rebuild."
+    ),
 )
 def check_updates(facts: Facts) -> Outcome:
     try:
