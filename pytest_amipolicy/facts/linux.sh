@@ -354,7 +354,11 @@ sudo_check() {
     if [ "$user" = "$(id -un)" ]; then
         sudo -n true 2>&1
     elif is_root; then
-        if have runuser; then runuser -u "$user" -- sudo -n true 2>&1; else su -s /bin/sh -c 'sudo -n true' "$user" 2>&1; fi
+        if have runuser; then
+            runuser -u "$user" -- sudo -n true 2>&1
+        else
+            su -s /bin/sh -c 'sudo -n true' "$user" 2>&1
+        fi
     else
         echo "cannot act as $user"
         return 2
@@ -422,6 +426,14 @@ within_deadline() {
     return 0
 }
 
+# The files of directory $1 the scan reads (within max_kb, on its filesystem);
+# fails once the deadline has passed.
+small_files() {
+    # -xdev: a root holding a mounted /proc would otherwise hang on files such
+    # as /proc/kmsg that never end.
+    within_deadline find "$1" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null
+}
+
 # Directories of /usr/share/doc that no installed package owns: put there by
 # hand or by a build script, so they may hold a seller's own notes. Without a
 # package database every directory counts.
@@ -472,11 +484,11 @@ scan_files() {
             for _v in /var/lib/docker/volumes /var/lib/containers/storage/volumes; do
                 [ -d "$_v" ] || continue
                 echo "@@scan-volumes $_v@@" >>"$tmpd/scanned"
-                within_deadline find "$_v" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null || break
+                small_files "$_v" || break
             done
             unowned_docs | while read -r _d; do
                 echo "@@scan-doc $_d@@" >>"$tmpd/scanned"
-                within_deadline find "$_d" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null || break
+                small_files "$_d" || break
             done
         fi
         _old_ifs=$IFS
@@ -485,9 +497,7 @@ scan_files() {
             IFS=$_old_ifs
             [ -d "$_r" ] || { echo "@@scan-root-missing $_r@@" >>"$tmpd/scanned"; continue; }
             echo "@@scan-root $_r@@" >>"$tmpd/scanned"
-            # -xdev: a root holding a mounted /proc would otherwise hang on
-            # files such as /proc/kmsg that never end.
-            within_deadline find "$_r" -xdev -type f ! -size +"${max_kb}"k -print 2>/dev/null || break
+            small_files "$_r" || break
         done
         IFS=$_old_ifs
     } | sort -u | tr '\n' '\0' >"$tmpd/files"
